@@ -33,6 +33,7 @@ type Record struct {
 // with it but is not part of the chain.
 type Commit struct {
 	Record      *Record
+	Accounts    []*ledger.Account // accounts created or changed by the batch, as they are after it
 	Idempotency []Idempotency
 	APIKeys     []APIKey // created or revoked keys, stored as given
 }

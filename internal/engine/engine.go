@@ -110,12 +110,13 @@ type Engine struct {
 	requests chan *call
 	done     chan struct{} // closed when the writer has exited
 
-	failed  atomic.Pointer[error] // set once, when a commit fails
-	headSeq atomic.Uint64
-	batches atomic.Uint64
-	applied atomic.Uint64
-	buf     []*call
-	cmds    []ledger.Command
+	failed    atomic.Pointer[error] // set once, when a commit fails
+	assetList atomic.Pointer[[]ledger.Asset]
+	headSeq   atomic.Uint64
+	batches   atomic.Uint64
+	applied   atomic.Uint64
+	buf       []*call
+	cmds      []ledger.Command
 }
 
 // Open loads the state from store and starts the writer. The engine owns store from now on:
@@ -140,6 +141,8 @@ func Open(ctx context.Context, store Store, o Options) (*Engine, error) {
 		done:     make(chan struct{}),
 	}
 	e.headSeq.Store(head.Seq)
+	assets := st.Assets()
+	e.assetList.Store(&assets)
 	o.Logger.Info("engine open", "head_seq", head.Seq, "accounts", st.AccountCount(),
 		"holds", len(st.Holds()))
 	go e.run()
@@ -188,6 +191,9 @@ func (e *Engine) Err() error {
 
 // HeadSeq returns the seq of the latest committed journal record.
 func (e *Engine) HeadSeq() uint64 { return e.headSeq.Load() }
+
+// Assets returns every asset, sorted by code, as of the latest commit.
+func (e *Engine) Assets() []ledger.Asset { return *e.assetList.Load() }
 
 // Stats are counters since Open.
 type Stats struct {
@@ -319,6 +325,13 @@ func (e *Engine) process(batch []*call) {
 	if commit.Record != nil {
 		e.head = journal.Head{Seq: commit.Record.Seq, Hash: commit.Record.Hash}
 		e.headSeq.Store(e.head.Seq)
+		for i := range b.Changes {
+			if b.Changes[i].Op == ledger.ChangeAssetCreate {
+				assets := e.state.Assets()
+				e.assetList.Store(&assets)
+				break
+			}
+		}
 	}
 	e.batches.Add(1)
 	for i, c := range batch {

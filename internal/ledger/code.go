@@ -22,6 +22,7 @@ const (
 	CodeOverloaded           Code = "overloaded"
 	CodeRateLimited          Code = "rate_limited"
 	CodeNotLeader            Code = "not_leader"
+	CodeUnavailable          Code = "unavailable" // the engine stopped after a failed commit
 	CodeInternal             Code = "internal"
 
 	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
@@ -52,7 +53,7 @@ const (
 var Codes = []Code{
 	CodeInvalidRequest, CodeRequestTooLarge, CodeUnauthenticated, CodeForbidden, CodeNotFound,
 	CodeMethodNotAllowed, CodeUnsupportedMediaType, CodeOverloaded, CodeRateLimited,
-	CodeNotLeader, CodeInternal, CodeIdempotencyKeyReused, CodeIdempotencyInFlight,
+	CodeNotLeader, CodeUnavailable, CodeInternal, CodeIdempotencyKeyReused, CodeIdempotencyInFlight,
 	CodeAssetExists, CodeAssetUnknown, CodeAccountExists, CodeAccountNotFound,
 	CodeAccountFrozen, CodeAccountClosed, CodeInsufficientFunds, CodeAssetMismatch,
 	CodeSameAccount, CodeAmountOverflow, CodeTransferExists, CodeTransferNotFound,

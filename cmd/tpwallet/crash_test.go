@@ -1,0 +1,363 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const adminKey = "tpw_test_admin_key_0123456789abcdef"
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tpwallet-bin")
+	if err != nil {
+		panic(err)
+	}
+	binPath = filepath.Join(dir, "tpwallet")
+	out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build tpwallet: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running `tpwallet serve`.
+type proc struct {
+	cmd  *exec.Cmd
+	base string
+	out  *bytes.Buffer
+	done chan struct{}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startServe(t *testing.T, dataDir string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(binPath, "serve", "--addr", addr, "--data", dataDir)
+	cmd.Env = append(os.Environ(), "TPWALLET_ADMIN_KEY="+adminKey)
+	p := &proc{cmd: cmd, base: "http://" + addr, out: new(bytes.Buffer), done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	// Wait for /readyz, or for the process to die.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("tpwallet serve exited before it was ready:\n%s", p.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tpwallet serve not ready after 60s:\n%s", p.out)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a child process's readiness, not synchronising our own goroutines
+	}
+}
+
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("tpwallet serve exited %d after SIGTERM:\n%s", code, p.out)
+	}
+}
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// call sends a request and decodes the JSON answer into out (when not nil).
+func (p *proc) call(method, path string, body any, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, p.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s: %w", b, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (p *proc) mustCall(t *testing.T, method, path string, body any, out any, want ...int) {
+	t.Helper()
+	code, err := p.call(method, path, body, out)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	for _, w := range want {
+		if code == w {
+			return
+		}
+	}
+	t.Fatalf("%s %s: status %d, want %v", method, path, code, want)
+}
+
+type transferOut struct {
+	ID           string `json:"id"`
+	Source       string `json:"source"`
+	Destination  string `json:"destination"`
+	Amount       string `json:"amount"`
+	AmountPosted string `json:"amount_posted"`
+	Status       string `json:"status"`
+}
+
+type accountOut struct {
+	ID            string `json:"id"`
+	AllowNegative bool   `json:"allow_negative"`
+	Balance       struct {
+		Posted    string `json:"posted"`
+		Available string `json:"available"`
+	} `json:"balance"`
+	DebitsPosted  string `json:"debits_posted"`
+	CreditsPosted string `json:"credits_posted"`
+}
+
+// TestCrashRecovery kills a real `tpwallet serve` with SIGKILL under concurrent load, three
+// times, and checks after each restart that every acknowledged transfer is there exactly
+// once, that unacknowledged ones retried with the same id apply at most once, and that the
+// balances equal the transfers and sum to zero. It ends with `tpwallet verify`.
+func TestCrashRecovery(t *testing.T) {
+	dataDir := t.TempDir()
+	p := startServe(t, dataDir)
+	const users = 40
+	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "treasury", "asset": "USD",
+		"kind": "system", "allow_negative": true}, nil, 201)
+	for i := 0; i < users; i++ {
+		id := "u" + strconv.Itoa(i)
+		p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": id, "owner": "user:" + id, "asset": "USD"}, nil, 201)
+		p.mustCall(t, "POST", "/v1/transfers", map[string]any{"id": "fund-" + id, "source": "treasury",
+			"destination": id, "amount": "1000000", "kind": "topup"}, nil, 201)
+	}
+
+	var (
+		mu   sync.Mutex
+		all  = map[string]*sent{}
+		next atomic.Int64
+	)
+	for round := 0; round < 3; round++ {
+		var acks atomic.Int64
+		killAt := int64(300 + round*200)
+		killed := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for {
+					select {
+					case <-killed:
+						return
+					default:
+					}
+					n := next.Add(1)
+					src, dst := int(n)%users, int(n*7+int64(w))%users
+					if src == dst {
+						dst = (dst + 1) % users
+					}
+					id := "c" + strconv.FormatInt(n, 10)
+					body := map[string]any{"id": id, "source": "u" + strconv.Itoa(src),
+						"destination": "u" + strconv.Itoa(dst), "amount": strconv.FormatInt(n%97+1, 10)}
+					mu.Lock()
+					all[id] = &sent{body: body}
+					mu.Unlock()
+					code, err := p.call("POST", "/v1/transfers", body, nil)
+					if err != nil {
+						return // the server died: outcome unknown, retried below
+					}
+					if code != 201 && code != 422 {
+						t.Errorf("transfer %s: status %d", id, code)
+						return
+					}
+					if code == 201 {
+						mu.Lock()
+						all[id].acked = true
+						mu.Unlock()
+						if acks.Add(1) == killAt {
+							p.kill(t)
+							close(killed)
+						}
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		p = startServe(t, dataDir)
+		checkAcked(t, p, all, &mu)
+		// Retry every transfer whose outcome the client did not learn: exactly once either way.
+		mu.Lock()
+		for id, s := range all {
+			if s.acked {
+				continue
+			}
+			var out transferOut
+			code, err := p.call("POST", "/v1/transfers", s.body, &out)
+			if err != nil || (code != 201 && code != 200 && code != 422) {
+				t.Fatalf("retry %s: status %d err %v", id, code, err)
+			}
+			s.acked = code == 201 || code == 200
+		}
+		mu.Unlock()
+		checkLedger(t, p, users)
+	}
+	p.stop(t)
+	out, err := exec.Command(binPath, "verify", "--data", dataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tpwallet verify: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("ok")) {
+		t.Fatalf("tpwallet verify printed no ok:\n%s", out)
+	}
+}
+
+// sent is a transfer the load sent; acked once the server answered 201 (or 200 on retry).
+type sent struct {
+	body  map[string]any
+	acked bool
+}
+
+// checkAcked checks every acknowledged transfer is present with its amount.
+func checkAcked(t *testing.T, p *proc, all map[string]*sent, mu *sync.Mutex) {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	n := 0
+	for id, s := range all {
+		if !s.acked {
+			continue
+		}
+		n++
+		var out transferOut
+		p.mustCall(t, "GET", "/v1/transfers/"+id, nil, &out, 200)
+		if out.Amount != s.body["amount"] || out.Source != s.body["source"] || out.Status != "posted" {
+			t.Fatalf("acknowledged transfer %s: got %+v, want %v", id, out, s.body)
+		}
+	}
+	t.Logf("%d acknowledged transfers present after restart", n)
+}
+
+// checkLedger lists every transfer once, rebuilds the balances from them, and compares with
+// the accounts: equal, summing to zero, and no user below zero.
+func checkLedger(t *testing.T, p *proc, users int) {
+	t.Helper()
+	want := map[string]*big.Int{}
+	seen := map[string]bool{}
+	cursor := ""
+	for {
+		var page struct {
+			Items      []transferOut `json:"items"`
+			NextCursor string        `json:"next_cursor"`
+		}
+		p.mustCall(t, "GET", "/v1/transfers?limit=1000&cursor="+cursor, nil, &page, 200)
+		for _, tr := range page.Items {
+			if seen[tr.ID] {
+				t.Fatalf("transfer %s listed twice", tr.ID)
+			}
+			seen[tr.ID] = true
+			amt, ok := new(big.Int).SetString(tr.AmountPosted, 10)
+			if !ok {
+				t.Fatalf("transfer %s: amount_posted %q", tr.ID, tr.AmountPosted)
+			}
+			for _, id := range []string{tr.Source, tr.Destination} {
+				if want[id] == nil {
+					want[id] = new(big.Int)
+				}
+			}
+			want[tr.Source].Sub(want[tr.Source], amt)
+			want[tr.Destination].Add(want[tr.Destination], amt)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	sum := new(big.Int)
+	for i := -1; i < users; i++ {
+		id := "treasury"
+		if i >= 0 {
+			id = "u" + strconv.Itoa(i)
+		}
+		var a accountOut
+		p.mustCall(t, "GET", "/v1/accounts/"+id, nil, &a, 200)
+		got, ok := new(big.Int).SetString(a.Balance.Posted, 10)
+		if !ok {
+			t.Fatalf("account %s: posted %q", id, a.Balance.Posted)
+		}
+		w := want[id]
+		if w == nil {
+			w = new(big.Int)
+		}
+		if got.Cmp(w) != 0 {
+			t.Fatalf("account %s: posted %s, transfers give %s", id, got, w)
+		}
+		if !a.AllowNegative && got.Sign() < 0 {
+			t.Fatalf("account %s is below zero: %s", id, got)
+		}
+		sum.Add(sum, got)
+	}
+	if sum.Sign() != 0 {
+		t.Fatalf("balances sum to %s, want 0", sum)
+	}
+	t.Logf("%d transfers, balances consistent", len(seen))
+}

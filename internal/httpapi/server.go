@@ -1,0 +1,237 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/service"
+)
+
+// Options configure the HTTP handler.
+type Options struct {
+	Logger  *slog.Logger
+	OpenAPI []byte // served at /openapi.yaml
+}
+
+// Server is the REST API of api.md over a service.
+type Server struct {
+	svc    *service.Service
+	log    *slog.Logger
+	routes *http.ServeMux
+	spec   []byte
+}
+
+type ctxKey int
+
+const (
+	principalKey ctxKey = iota
+)
+
+// New returns the API handler.
+func New(svc *service.Service, o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI}
+	for _, rt := range s.table() {
+		s.routes.Handle(rt.pattern, s.guard(rt.scope, rt.handler))
+	}
+	return s
+}
+
+type route struct {
+	pattern string
+	scope   service.Scope // "" for unauthenticated routes
+	handler http.HandlerFunc
+}
+
+// Patterns lists every route the server has, "METHOD /path", for the OpenAPI check.
+func (s *Server) Patterns() []string {
+	var out []string
+	for _, rt := range s.table() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+func (s *Server) table() []route {
+	return []route{
+		{"GET /healthz", "", s.healthz},
+		{"GET /readyz", "", s.readyz},
+		{"GET /openapi.yaml", "", s.openapi},
+
+		{"POST /v1/api-keys", service.ScopeAdmin, s.createAPIKey},
+		{"GET /v1/api-keys", service.ScopeAdmin, s.listAPIKeys},
+		{"DELETE /v1/api-keys/{id}", service.ScopeAdmin, s.deleteAPIKey},
+
+		{"GET /v1/assets", service.ScopeRead, s.listAssets},
+		{"POST /v1/assets", service.ScopeAdmin, s.createAsset},
+
+		{"POST /v1/accounts", service.ScopeWrite, s.createAccount},
+		{"GET /v1/accounts", service.ScopeRead, s.listAccounts},
+		{"GET /v1/accounts/{id}", service.ScopeRead, s.getAccount},
+		{"POST /v1/accounts/{id}/freeze", service.ScopeAdmin, s.freeze},
+		{"POST /v1/accounts/{id}/unfreeze", service.ScopeAdmin, s.unfreeze},
+		{"GET /v1/accounts/{id}/entries", service.ScopeRead, s.entries},
+		{"GET /v1/accounts/{id}/balance", service.ScopeRead, s.balanceAt},
+
+		{"POST /v1/transfers", service.ScopeWrite, s.createTransfer},
+		{"POST /v1/transfers/batch", service.ScopeWrite, s.batch},
+		{"GET /v1/transfers", service.ScopeRead, s.listTransfers},
+		{"GET /v1/transfers/{id}", service.ScopeRead, s.getTransfer},
+		{"POST /v1/transfers/{id}/post", service.ScopeWrite, s.post},
+		{"POST /v1/transfers/{id}/increase", service.ScopeWrite, s.increase},
+		{"POST /v1/transfers/{id}/void", service.ScopeWrite, s.void},
+
+		{"GET /v1/journal", service.ScopeRead, s.journal},
+		{"GET /v1/journal/head", service.ScopeRead, s.journalHead},
+	}
+}
+
+// ServeHTTP sets the request id, authenticates every /v1 request before routing, routes,
+// and turns panics into 500 internal without a stack trace in the body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		id = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", id)
+	sw := &statusWriter{ResponseWriter: w}
+	log := s.log.With("request_id", id)
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			log.Error("handler panic", "panic", v, "method", r.Method, "path", r.URL.Path)
+			if sw.status == 0 {
+				writeProblem(sw, problemOf(ledger.CodeInternal, "an internal error occurred; the request id identifies it in the logs"))
+			}
+		}
+		log.Debug("request", "method", r.Method, "route", r.Pattern, "status", sw.status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000)
+	}()
+	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			writeProblem(sw, problemOf(ledger.CodeUnauthenticated, "send Authorization: Bearer <api key>"))
+			return
+		}
+		p, err := s.svc.Authenticate(strings.TrimSpace(secret))
+		if err != nil {
+			writeProblem(sw, problemFromError(err))
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), principalKey, p))
+	}
+	h, pattern := s.routes.Handler(r)
+	if pattern == "" {
+		s.notRouted(sw, r)
+		return
+	}
+	h.ServeHTTP(sw, r)
+}
+
+// notRouted answers 405 when the path exists for another method, else 404.
+func (s *Server) notRouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.routes.Handler(r2); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeProblem(w, problemOf(ledger.CodeMethodNotAllowed, "this path takes "+strings.Join(allow, ", ")))
+		return
+	}
+	writeProblem(w, problemOf(ledger.CodeNotFound, "no such route"))
+}
+
+// guard checks the principal's scope for authenticated routes.
+func (s *Server) guard(scope service.Scope, h http.HandlerFunc) http.Handler {
+	if scope == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principal(r)
+		if p == nil || !p.Can(scope) {
+			writeProblem(w, problemOf(ledger.CodeForbidden, "this API key lacks the "+string(scope)+" scope"))
+			return
+		}
+		h(w, r)
+	})
+}
+
+func principal(r *http.Request) *service.Principal {
+	p, _ := r.Context().Value(principalKey).(*service.Principal)
+	return p
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeRaw(w, http.StatusOK, []byte(`{"status":"ok"}`), false)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.svc.Ready(); err != nil {
+		writeProblem(w, problemOf(ledger.CodeUnavailable, "the ledger takes no writes until it restarts"))
+		return
+	}
+	writeRaw(w, http.StatusOK, []byte(`{"status":"ready"}`), false)
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Write(s.spec)
+}

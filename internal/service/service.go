@@ -1,0 +1,154 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tpwallet/tpwallet/internal/engine"
+	"github.com/tpwallet/tpwallet/internal/journal"
+	"github.com/tpwallet/tpwallet/internal/ledger"
+)
+
+// Options configure a Service.
+type Options struct {
+	// IdempotencyTTL is how long answers to Idempotency-Key requests are kept
+	// (default 7 days, as api.md requires at least).
+	IdempotencyTTL time.Duration
+	// Now is the wall clock (default time.Now); used for idempotency expiry checks.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills in zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.IdempotencyTTL <= 0 {
+		o.IdempotencyTTL = 7 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Service is what every transport shares: authentication and scopes, idempotency, and the
+// reads and writes of the ledger. It holds no business rules of its own: those are in
+// ledger, applied by the engine.
+type Service struct {
+	opts  Options
+	eng   *engine.Engine
+	store engine.Store
+	keys  keyCache
+
+	mu       sync.Mutex
+	inflight map[idemKey]struct{}
+}
+
+type idemKey struct{ scope, key string }
+
+// New returns a Service over an open engine and its store.
+func New(ctx context.Context, eng *engine.Engine, store engine.Store, o Options) (*Service, error) {
+	o.EnsureDefaults()
+	s := &Service{opts: o, eng: eng, store: store, inflight: make(map[idemKey]struct{})}
+	if err := s.keys.load(ctx, store); err != nil {
+		return nil, fmt.Errorf("service: load api keys: %w", err)
+	}
+	return s, nil
+}
+
+// Store returns the store reads go to.
+func (s *Service) Store() engine.Store { return s.store }
+
+// Engine returns the engine writes go to.
+func (s *Service) Engine() *engine.Engine { return s.eng }
+
+// Render turns the results of a write into a transport answer. It runs on the engine's
+// writer goroutine when the write has an idempotency key, so it must be quick. keep says
+// whether the answer may be replayed (api.md: not 5xx, 429 or idempotency_in_flight).
+type Render func(results []ledger.Result) (status int, body []byte, keep bool)
+
+// Answer is a transport answer to a write.
+type Answer struct {
+	Status   int
+	Body     []byte
+	Replayed bool // a stored answer to an earlier identical request
+	Results  []ledger.Result
+}
+
+// IdemRequest identifies a request sent with an Idempotency-Key.
+type IdemRequest struct {
+	Key  string
+	Hash journal.Hash // over method, path and body bytes
+}
+
+// Write submits cmd for p. With idem set, it replays a stored answer to the same request,
+// refuses the key reused with another request (idempotency_key_reused) or while the first
+// is in flight (idempotency_in_flight), and otherwise stores the answer in the same commit
+// as the write. Errors are *ledger.Error with an edge code, or engine errors mapped to
+// overloaded/unavailable.
+func (s *Service) Write(ctx context.Context, p *Principal, idem *IdemRequest, cmd ledger.Command, render Render) (Answer, error) {
+	sub := &engine.Submission{Command: cmd}
+	if idem != nil {
+		k := idemKey{p.KeyID, idem.Key}
+		s.mu.Lock()
+		if _, busy := s.inflight[k]; busy {
+			s.mu.Unlock()
+			return Answer{}, ledger.Errorf(ledger.CodeIdempotencyInFlight,
+				"a request with this Idempotency-Key is still in flight")
+		}
+		s.inflight[k] = struct{}{}
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.inflight, k)
+			s.mu.Unlock()
+		}()
+		stored, err := s.store.Idempotency(ctx, p.KeyID, idem.Key, s.opts.Now().UnixNano())
+		switch {
+		case err == nil && stored.RequestHash == idem.Hash:
+			return Answer{Status: stored.Status, Body: stored.Body, Replayed: true}, nil
+		case err == nil:
+			return Answer{}, ledger.Errorf(ledger.CodeIdempotencyKeyReused,
+				"this Idempotency-Key was used with a different request")
+		case !errors.Is(err, engine.ErrNotFound):
+			return Answer{}, fmt.Errorf("service: idempotency lookup: %w", err)
+		}
+		sub.Idempotency = &engine.Idempotency{Scope: p.KeyID, Key: idem.Key,
+			RequestHash: idem.Hash, TTL: s.opts.IdempotencyTTL, Render: render}
+	}
+	reply, err := s.eng.Submit(ctx, sub)
+	if err != nil {
+		return Answer{}, engineError(err)
+	}
+	status, body, _ := render(reply.Results)
+	return Answer{Status: status, Body: body, Results: reply.Results}, nil
+}
+
+// engineError maps engine sentinels to edge codes.
+func engineError(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrOverloaded):
+		return ledger.Errorf(ledger.CodeOverloaded, "the ledger's queue is full; retry shortly")
+	case errors.Is(err, engine.ErrStopped):
+		return ledger.Errorf(ledger.CodeUnavailable, "the ledger takes no writes until it restarts")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return err
+}
+
+// Assets returns every asset, sorted by code.
+func (s *Service) Assets() []ledger.Asset { return s.eng.Assets() }
+
+// Ready returns nil when the engine takes writes.
+func (s *Service) Ready() error { return s.eng.Err() }
+
+// SweepIdempotency deletes expired idempotency answers; serve runs it periodically.
+func (s *Service) SweepIdempotency(ctx context.Context) (int, error) {
+	return s.store.DeleteExpiredIdempotency(ctx, s.opts.Now().UnixNano())
+}

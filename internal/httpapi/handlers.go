@@ -171,8 +171,10 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 	}, renderOne(http.StatusCreated))
 }
 
-func (s *Server) freeze(w http.ResponseWriter, r *http.Request)   { s.setStatus(w, r, ledger.OpFreeze) }
-func (s *Server) unfreeze(w http.ResponseWriter, r *http.Request) { s.setStatus(w, r, ledger.OpUnfreeze) }
+func (s *Server) freeze(w http.ResponseWriter, r *http.Request) { s.setStatus(w, r, ledger.OpFreeze) }
+func (s *Server) unfreeze(w http.ResponseWriter, r *http.Request) {
+	s.setStatus(w, r, ledger.OpUnfreeze)
+}
 
 func (s *Server) setStatus(w http.ResponseWriter, r *http.Request, op ledger.Op) {
 	s.write(w, r, bodyMax, true, func(r *http.Request, body []byte) (ledger.Command, error) {

@@ -159,9 +159,11 @@ func (d *decoder) byte(what string) byte {
 	return c
 }
 
+// uvarint and varint accept only the shortest encoding (no trailing 0x00 group), so that
+// every value has one encoding and decoding then encoding gives the bytes back.
 func (d *decoder) uvarint(what string) uint64 {
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && d.b[n-1] == 0 {
 		d.fail(what)
 		return 0
 	}
@@ -171,7 +173,7 @@ func (d *decoder) uvarint(what string) uint64 {
 
 func (d *decoder) varint(what string) int64 {
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && d.b[n-1] == 0 {
 		d.fail(what)
 		return 0
 	}
@@ -237,12 +239,14 @@ func (d *decoder) metadata(what string) map[string]string {
 		return nil
 	}
 	m := make(map[string]string, n)
+	prev := ""
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		k := d.string(what)
+		if i > 0 && k <= prev && d.err == nil { // appendMetadata writes keys sorted, once each
+			d.fail(what + ": metadata keys not in order")
+		}
 		m[k] = d.string(what)
-	}
-	if uint64(len(m)) != n && d.err == nil {
-		d.fail(what + ": duplicate metadata key")
+		prev = k
 	}
 	return m
 }

@@ -7,17 +7,17 @@ import (
 
 // Limits checked at the edge and asserted here (api.md).
 const (
-	IDLenMax           = 64
-	MetadataKeysMax    = 32
-	MetadataKeyLenMax  = 64
-	MetadataValLenMax  = 512
-	ReferenceLenMax    = 256
-	OwnerLenMax        = 256
-	AssetCodeLenMin    = 2
-	AssetCodeLenMax    = 16
-	AssetScaleMax      = 18
-	BatchTransfersMax  = 8190 // api.md: POST /v1/transfers/batch
-	HoldTimeoutMax     = 10 * 365 * 24 * 3600
+	IDLenMax            = 64
+	MetadataKeysMax     = 32
+	MetadataKeyLenMax   = 64
+	MetadataValLenMax   = 512
+	ReferenceLenMax     = 256
+	OwnerLenMax         = 256
+	AssetCodeLenMin     = 2
+	AssetCodeLenMax     = 16
+	AssetScaleMax       = 18
+	BatchTransfersMax   = 8190 // api.md: POST /v1/transfers/batch
+	HoldTimeoutMax      = 10 * 365 * 24 * 3600
 	serverTransferIDLen = 3 + 13
 )
 
@@ -190,7 +190,7 @@ const base32Digits = "0123456789abcdefghjkmnpqrstvwxyz" // Crockford, lower case
 
 // timeID renders a positive Unix-ns time as 13 base-32 digits, so ids sort by time.
 func timeID(prefix string, t int64) string {
-	var b [16]byte
+	var b [32]byte // room for a prefix of up to 19 bytes ("tr_", "acc_") and 13 digits
 	n := copy(b[:], prefix)
 	u := uint64(t)
 	for i := 12; i >= 0; i-- {

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"container/heap"
 	"maps"
 	"slices"
@@ -178,6 +179,8 @@ func (s *State) Apply(now int64, cmds []Command) Batch {
 		c := *a
 		b.Touched = append(b.Touched, &c)
 	}
+	// touched is a map: sort so that the same input gives the same Batch.
+	slices.SortFunc(b.Touched, func(x, y *Account) int { return cmp.Compare(x.ID, y.ID) })
 	return b
 }
 
@@ -305,6 +308,9 @@ func (s *State) createTransfer(r *TransferRequest) Result {
 	if !src.AllowNegative && !covers(src, r.Amount) {
 		return reject(CodeInsufficientFunds, "")
 	}
+	if src.AllowNegative && !aboveFloor(src, r.Amount) {
+		return reject(CodeAmountOverflow, "")
+	}
 	srcNew, dstNew := *src, *dst
 	var ok1, ok2 bool
 	if r.Hold {
@@ -356,6 +362,13 @@ func covers(src *Account, amount Amount) bool {
 		need, ok = need.Add(amount)
 	}
 	return ok && src.CreditsPosted.Cmp(need) >= 0
+}
+
+// aboveFloor reports whether src's available balance stays at or above −(2^128−1), the
+// floor of an allow_negative account (api.md), once amount more is debited or held.
+func aboveFloor(src *Account, amount Amount) bool {
+	_, ok := src.Available().Sub(amount)
+	return ok
 }
 
 func usable(accts ...*Account) Code {
@@ -453,6 +466,9 @@ func (s *State) increase(r *Request) Result {
 	}
 	if !src.AllowNegative && !covers(src, r.Amount) {
 		return reject(CodeInsufficientFunds, "")
+	}
+	if src.AllowNegative && !aboveFloor(src, r.Amount) {
+		return reject(CodeAmountOverflow, "")
 	}
 	srcNew, dstNew := *src, *dst
 	var ok1, ok2, ok3 bool

@@ -192,6 +192,9 @@ func (e *Engine) Err() error {
 // HeadSeq returns the seq of the latest committed journal record.
 func (e *Engine) HeadSeq() uint64 { return e.headSeq.Load() }
 
+// Queued returns how many submissions wait for the writer.
+func (e *Engine) Queued() int { return len(e.requests) }
+
 // Assets returns every asset, sorted by code, as of the latest commit.
 func (e *Engine) Assets() []ledger.Asset { return *e.assetList.Load() }
 

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"cmp"
 	"container/heap"
 	"maps"
 	"slices"
@@ -24,6 +23,9 @@ type State struct {
 	changes   []Change
 	undo      []undoStep
 	touched   map[string]*Account
+	// touchedOrder lists touched in first-touch order: Batch.Touched is built from it, not by
+	// ranging over the map, which is random in order and costs the map's high-water size.
+	touchedOrder []*Account
 }
 
 // NewState returns a State holding only the preloaded assets.
@@ -163,6 +165,7 @@ func (s *State) Apply(now int64, cmds []Command) Batch {
 	s.batchTime = now
 	s.changes = s.changes[:0]
 	clear(s.touched)
+	s.touchedOrder = s.touchedOrder[:0]
 	s.expireDue()
 	s.undo = s.undo[:0] // expiry is not part of any command: never rolled back
 	results := make([][]Result, len(cmds))
@@ -174,13 +177,14 @@ func (s *State) Apply(now int64, cmds []Command) Batch {
 		b.Changes = slices.Clone(s.changes)
 	}
 	b.Touched = make([]*Account, 0, len(s.touched))
-	for _, a := range s.touched {
+	for _, a := range s.touchedOrder {
+		if s.touched[a.ID] != a {
+			continue // created, then rolled back
+		}
 		s.checkAccount(a)
 		c := *a
 		b.Touched = append(b.Touched, &c)
 	}
-	// touched is a map: sort so that the same input gives the same Batch.
-	slices.SortFunc(b.Touched, func(x, y *Account) int { return cmp.Compare(x.ID, y.ID) })
 	return b
 }
 
@@ -573,7 +577,7 @@ func (s *State) createAccount(r *AccountRequest) Result {
 		AllowNegative: r.AllowNegative, Status: StatusActive, Metadata: md, CreatedAt: now}
 	s.accounts[id] = a
 	s.undo = append(s.undo, undoStep{account: a, created: true})
-	s.touched[id] = a
+	s.touch(a)
 	c := *a
 	s.changes = append(s.changes, Change{Op: ChangeAccountCreate, Time: now, Account: &c})
 	return Result{Account: &c}
@@ -623,7 +627,15 @@ func (s *State) createAsset(a Asset) Result {
 func (s *State) setAccount(a *Account, n Account) {
 	s.undo = append(s.undo, undoStep{account: a, old: *a})
 	*a = n
-	s.touched[a.ID] = a
+	s.touch(a)
+}
+
+// touch records that a changed in this batch.
+func (s *State) touch(a *Account) {
+	if s.touched[a.ID] != a {
+		s.touched[a.ID] = a
+		s.touchedOrder = append(s.touchedOrder, a)
+	}
 }
 
 // putTransfer makes t the current version of its transfer.

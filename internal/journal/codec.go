@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/tpwallet/tpwallet/internal/ledger"
 )
@@ -192,6 +193,38 @@ func (d *decoder) string(what string) string {
 	return s
 }
 
+// bytes is string without the copy: the result aliases the input.
+func (d *decoder) bytes(what string) []byte {
+	n := d.uvarint(what)
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return nil
+	}
+	b := d.b[:n:n]
+	d.b = d.b[n:]
+	return b
+}
+
+// joinStrings copies parts into one allocation and returns them as strings. Decoding a
+// transfer's strings this way costs one allocation instead of five (verify decodes every
+// transfer ever made); they are kept alive together, which is what a transfer does anyway.
+func joinStrings(parts *[5][]byte) (out [5]string) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, p := range parts {
+		sb.Write(p)
+	}
+	all := sb.String()
+	for i, p := range parts {
+		out[i], all = all[:len(p)], all[len(p):]
+	}
+	return out
+}
+
 func (d *decoder) bool(what string) bool {
 	switch d.byte(what) {
 	case 0:
@@ -323,13 +356,15 @@ func DecodeTransfer(b []byte) (*ledger.Transfer, error) {
 }
 
 func (d *decoder) transfer() *ledger.Transfer {
-	t := &ledger.Transfer{
-		ID: d.string("id"), Source: d.string("source"), Destination: d.string("destination"),
-		Amount: d.amount("amount"), Asset: d.string("asset"),
-		Kind:   enumOf(d, ledger.TransferKinds, "transfer kind"),
-		Status: enumOf(d, ledger.TransferStatuses, "transfer status"),
-	}
-	t.Reference = d.string("reference")
+	var parts [5][]byte // the strings, decoded with one allocation for all five
+	parts[0], parts[1], parts[2] = d.bytes("id"), d.bytes("source"), d.bytes("destination")
+	t := &ledger.Transfer{Amount: d.amount("amount")}
+	parts[3] = d.bytes("asset")
+	t.Kind = enumOf(d, ledger.TransferKinds, "transfer kind")
+	t.Status = enumOf(d, ledger.TransferStatuses, "transfer status")
+	parts[4] = d.bytes("reference")
+	s := joinStrings(&parts)
+	t.ID, t.Source, t.Destination, t.Asset, t.Reference = s[0], s[1], s[2], s[3], s[4]
 	t.Metadata = d.metadata("metadata")
 	t.CreatedAt = d.varint("created_at")
 	t.PostedAt = d.varint("posted_at")

@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -99,26 +100,47 @@ func put4(b []byte, v int) {
 	b[3] = byte('0' + v%10)
 }
 
+// ErrTimeSyntax is returned by ParseTime for anything but an RFC 3339 date-time. Like
+// ledger.ErrAmountSyntax, its text is fit for a client.
+var ErrTimeSyntax = errors.New("time must be RFC 3339, e.g. 2026-01-01T00:00:00Z")
+
 // ErrTimeRange is returned by ParseTime for a valid time that Unix nanoseconds in an int64
-// cannot hold (before 1677-09-21 or after 2262-04-11).
-var ErrTimeRange = errors.New("journal: time outside 1677-09-21..2262-04-11")
+// cannot hold.
+var ErrTimeRange = errors.New("time must be between 1677-09-21T00:12:43.145224192Z and 2262-04-11T23:47:16.854775807Z")
 
 var (
 	timeMin = time.Unix(0, -1<<63)
 	timeMax = time.Unix(0, 1<<63-1)
 )
 
-// ParseTime parses an RFC 3339 time with any offset and any number of fraction digits (for
-// query parameters such as ?at=) and returns it in Unix nanoseconds.
+// ParseTime parses an RFC 3339 date-time with any offset and any number of fraction digits
+// (for query parameters such as ?at=) and returns it in Unix nanoseconds. Digits past the
+// ninth are dropped. 't' and 'z' may be lower case, as RFC 3339 allows.
 func ParseTime(s string) (int64, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
+	if strings.IndexByte(s, ',') >= 0 { // time.Parse takes ',' for '.'; RFC 3339 does not
+		return 0, ErrTimeSyntax
+	}
+	t, err := time.Parse(time.RFC3339Nano, strings.Map(upperTZ, s))
 	if err != nil {
-		return 0, err
+		return 0, ErrTimeSyntax
+	}
+	if _, off := t.Zone(); off <= -24*3600 || off >= 24*3600 { // time.Parse takes +24:00
+		return 0, ErrTimeSyntax
 	}
 	if t.Before(timeMin) || t.After(timeMax) {
 		return 0, ErrTimeRange
 	}
 	return t.UnixNano(), nil
+}
+
+func upperTZ(r rune) rune {
+	switch r {
+	case 't':
+		return 'T'
+	case 'z':
+		return 'Z'
+	}
+	return r
 }
 
 // jsonPlain marks the bytes Python writes unescaped with ensure_ascii: printable ASCII

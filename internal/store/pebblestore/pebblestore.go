@@ -1,0 +1,184 @@
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tpwallet/tpwallet/internal/journal"
+)
+
+// Defaults of Options.
+const (
+	CacheSizeDefault    = 64 << 20
+	MemTableSizeDefault = 64 << 20
+)
+
+// Options configure a Store. The zero value is usable and durable.
+type Options struct {
+	// NoSync commits without waiting for the WAL to reach the disk: a crash may lose the
+	// latest commits that were acknowledged (never corrupt older ones). It exists for
+	// benchmarks of CPU cost and throwaway tests; never set it in production. The default,
+	// false, syncs every Commit once.
+	NoSync bool
+	// Logger receives Pebble's messages and the store's lifecycle (default: discard).
+	Logger *slog.Logger
+	// CacheSize is the block cache in bytes (default CacheSizeDefault).
+	CacheSize int64
+	// MemTableSize is the size of one memtable in bytes (default MemTableSizeDefault). A
+	// batch of 8,000 transfers is a few MB, and Pebble flushes any batch larger than half a
+	// memtable as a memtable of its own, so the default is well above Pebble's 4 MB.
+	MemTableSize uint64
+}
+
+// EnsureDefaults fills in zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = CacheSizeDefault
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = MemTableSizeDefault
+	}
+}
+
+// Store is an engine.Store on Pebble. Reads are safe for concurrent use with each other and
+// with Commit, and never wait for it. Commit has one caller at a time (the engine's writer);
+// a second one waits.
+type Store struct {
+	db   *pebble.DB
+	opts Options
+	wo   *pebble.WriteOptions
+
+	head atomic.Pointer[journal.Head] // the newest committed record; read without locks
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// mu serialises writers: Commit and DeleteExpiredIdempotency. It guards the fields below.
+	mu     sync.Mutex
+	loaded bool // Load succeeded: the head is checked and Commit may append to it
+	w      sortedBatch
+	rec    []byte
+	batch  *pebble.Batch // reused by every Commit
+}
+
+// Open opens (creating if need be) the store in dir. It refuses a directory written with
+// another store format (the error wraps journal.ErrFormat) and one holding keys but no
+// format (not a tpwallet store). The chain is checked by Load, not here, so that
+// `tpwallet verify` can open a damaged store to report on it.
+func Open(dir string, o Options) (*Store, error) {
+	o.EnsureDefaults()
+	cache := pebble.NewCache(o.CacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	db, err := pebble.Open(dir, &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       o.MemTableSize,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{o.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, opts: o, wo: pebble.Sync}
+	if o.NoSync {
+		s.wo = pebble.NoSync
+	}
+	head, err := s.openFormat()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	}
+	s.head.Store(&head)
+	o.Logger.Info("pebblestore open", "dir", dir, "head_seq", head.Seq, "sync", !o.NoSync)
+	return s, nil
+}
+
+// openFormat checks m/format, writing it in a fresh directory, and reads m/head as it is
+// (Load checks it).
+func (s *Store) openFormat() (journal.Head, error) {
+	v, err := s.get(keyFormat)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		empty, err := s.isEmpty()
+		if err != nil {
+			return journal.Head{}, err
+		}
+		if !empty {
+			return journal.Head{}, fmt.Errorf("the directory holds data but no m/format: not a tpwallet store: %w", journal.ErrFormat)
+		}
+		if err := s.db.Set(keyFormat, []byte{storeFormat}, pebble.Sync); err != nil {
+			return journal.Head{}, fmt.Errorf("write format: %w", err)
+		}
+		return journal.Head{}, nil
+	case err != nil:
+		return journal.Head{}, fmt.Errorf("read format: %w", err)
+	case len(v) != 1 || v[0] != storeFormat:
+		return journal.Head{}, fmt.Errorf("store format %x, this build reads %d: %w", v, storeFormat, journal.ErrFormat)
+	}
+	v, err = s.get(keyHead)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return journal.Head{}, nil
+	}
+	if err != nil {
+		return journal.Head{}, fmt.Errorf("read head: %w", err)
+	}
+	return decodeHead(v)
+}
+
+func (s *Store) isEmpty() (bool, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return false, err
+	}
+	empty := !it.First()
+	return empty, errors.Join(it.Error(), it.Close())
+}
+
+// get returns a copy of the value of key, or pebble.ErrNotFound.
+func (s *Store) get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	v = append([]byte(nil), v...)
+	return v, closer.Close()
+}
+
+// Close closes the database; calling it again returns the first call's result. Every
+// other call must have returned first. Nothing is lost: every Commit synced.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.batch != nil {
+			s.batch.Close()
+		}
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("pebblestore: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// pebbleLogger sends Pebble's messages to slog. Its Infof are internal detail (Debug);
+// Fatalf means Pebble cannot go on, so it logs and panics, as Pebble's own default exits.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble", "detail", fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble", "detail", fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error("pebble fatal", "detail", msg)
+	panic("pebblestore: pebble: " + msg)
+}

@@ -331,7 +331,8 @@ func TestIdempotencyCommittedWithWrite(t *testing.T) {
 }
 
 func TestCloseAnswersQueued(t *testing.T) {
-	st := openStore(t, t.TempDir())
+	dir := t.TempDir()
+	st := openStore(t, dir)
 	e := openEngine(t, st, engine.Options{})
 	mustOK(t, submit(t, e, account("bank", true), account("b", false)))
 	var wg sync.WaitGroup
@@ -353,7 +354,7 @@ func TestCloseAnswersQueued(t *testing.T) {
 	}
 	e.Close()
 	wg.Wait()
-	st2 := openStore(t, st.Dir())
+	st2 := openStore(t, dir)
 	defer st2.Close()
 	if _, _, err := st2.Load(context.Background()); err != nil {
 		t.Fatal(err)

@@ -103,19 +103,19 @@ type Engine struct {
 	opts  Options
 	store Store
 	state *ledger.State // owned by the writer goroutine
-	head  journal.Head  // owned by the writer goroutine
+	head  journal.Head  // the latest record applied (maybe not yet durable); writer-owned
 
 	mu       sync.RWMutex // guards closed and sending on requests
 	closed   bool
 	requests chan *call
-	done     chan struct{} // closed when the writer has exited
+	done     chan struct{} // closed when the writer and the committer have exited
 
 	failed    atomic.Pointer[error] // set once, when a commit fails
 	assetList atomic.Pointer[[]ledger.Asset]
 	headSeq   atomic.Uint64
 	batches   atomic.Uint64
+	inMemory  atomic.Uint64 // batches applied in memory, durable or not
 	applied   atomic.Uint64
-	buf       []*call
 	cmds      []ledger.Command
 }
 
@@ -200,13 +200,14 @@ func (e *Engine) Assets() []ledger.Asset { return *e.assetList.Load() }
 
 // Stats are counters since Open.
 type Stats struct {
+	Applied  uint64 // batches applied in memory (some may still be committing)
 	Batches  uint64 // commits
 	Requests uint64 // requests applied (accepted or rejected)
 }
 
 // Stats returns counters since Open.
 func (e *Engine) Stats() Stats {
-	return Stats{Batches: e.batches.Load(), Requests: e.applied.Load()}
+	return Stats{Applied: e.inMemory.Load(), Batches: e.batches.Load(), Requests: e.applied.Load()}
 }
 
 // Close stops taking submissions, lets the writer finish every queued one, and closes the
@@ -222,9 +223,18 @@ func (e *Engine) Close() error {
 	return e.store.Close()
 }
 
-// run is the writer: it takes whatever is queued, with no timer, up to the batch bound.
+// run is the writer: it takes whatever is queued, with no timer, up to the batch bound,
+// applies it and hands the commit to the committer goroutine, so that the next batch is
+// applied while this one syncs. Nobody is answered before their batch is durable.
 func (e *Engine) run() {
-	defer close(e.done)
+	commits := make(chan *pending, 1)
+	committed := make(chan struct{})
+	go e.commitLoop(commits, committed)
+	defer func() {
+		close(commits)
+		<-committed
+		close(e.done)
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -238,7 +248,7 @@ func (e *Engine) run() {
 			first = c
 		case <-timer.C:
 		}
-		batch := e.buf[:0]
+		var batch []*call
 		n := 0
 		if first != nil {
 			batch = append(batch, first)
@@ -257,10 +267,34 @@ func (e *Engine) run() {
 				break drain
 			}
 		}
-		e.process(batch)
-		clear(batch)
-		e.buf = batch[:0]
+		if p := e.apply(batch); p != nil {
+			commits <- p
+		}
+		// Memory keeps finished transfers only until the store can answer for them: wait
+		// for every commit in flight, then forget. This is rare (every recentMax finished
+		// transfers), so the pipeline stalls rarely.
+		if e.state.RecentCount() > recentMax {
+			e.drain(commits)
+			e.state.ForgetRecent()
+		}
 	}
+}
+
+// pending is a batch applied in memory and waiting to be durable.
+type pending struct {
+	batch   []*call
+	results [][]ledger.Result
+	time    int64
+	commit  journal.Commit
+	assets  []ledger.Asset // the new asset list, when the batch created an asset
+	barrier chan struct{}  // set for a drain request: closed when all before it are durable
+}
+
+// drain waits until every commit handed to the committer is done.
+func (e *Engine) drain(commits chan<- *pending) {
+	b := make(chan struct{})
+	commits <- &pending{barrier: b}
+	<-b
 }
 
 // armExpiry sets timer to fire when the earliest hold is due.
@@ -283,16 +317,17 @@ func (e *Engine) armExpiry(timer *time.Timer) {
 	timer.Reset(d)
 }
 
-// process applies one batch, commits it with one sync and only then replies.
-func (e *Engine) process(batch []*call) {
+// apply applies one batch in memory, seals its record and renders its idempotent answers.
+// It returns nil when the batch was answered already (the engine has stopped).
+func (e *Engine) apply(batch []*call) *pending {
 	if err := e.Err(); err != nil {
 		reply(batch, result{err: err})
-		return
+		return nil
 	}
 	ctx := context.Background()
 	if err := e.prefetch(ctx, batch); err != nil {
 		e.fail(fmt.Errorf("read transfer: %w", err), batch)
-		return
+		return nil
 	}
 	cmds := e.cmds[:0]
 	for _, c := range batch {
@@ -302,58 +337,80 @@ func (e *Engine) process(batch []*call) {
 	clear(cmds)
 	e.cmds = cmds[:0]
 
-	commit := journal.Commit{Accounts: b.Touched}
+	p := &pending{batch: batch, results: b.Results, time: b.Time, commit: journal.Commit{Accounts: b.Touched}}
 	if len(b.Changes) > 0 {
-		commit.Record = &journal.Record{Seq: e.head.Seq + 1, PrevHash: e.head.Hash,
+		p.commit.Record = &journal.Record{Seq: e.head.Seq + 1, PrevHash: e.head.Hash,
 			Timestamp: b.Time, Changes: b.Changes}
-		journal.Seal(commit.Record)
-	}
-	for i, c := range batch {
-		commit.APIKeys = append(commit.APIKeys, c.sub.APIKeys...)
-		if id := c.sub.Idempotency; id != nil {
-			status, body, keep := id.Render(b.Results[i])
-			if keep {
-				commit.Idempotency = append(commit.Idempotency, journal.Idempotency{
-					Scope: id.Scope, Key: id.Key, RequestHash: id.RequestHash, Status: status,
-					Body: body, ExpiresAt: b.Time + int64(id.TTL)})
-			}
-		}
-	}
-	if commit.Record != nil || len(commit.Idempotency) > 0 || len(commit.APIKeys) > 0 {
-		if err := e.store.Commit(ctx, &commit); err != nil {
-			e.fail(fmt.Errorf("commit: %w", err), batch)
-			return
-		}
-	}
-	if commit.Record != nil {
-		e.head = journal.Head{Seq: commit.Record.Seq, Hash: commit.Record.Hash}
-		e.headSeq.Store(e.head.Seq)
+		journal.Seal(p.commit.Record)
+		e.head = journal.Head{Seq: p.commit.Record.Seq, Hash: p.commit.Record.Hash}
 		for i := range b.Changes {
 			if b.Changes[i].Op == ledger.ChangeAssetCreate {
-				assets := e.state.Assets()
-				e.assetList.Store(&assets)
+				p.assets = e.state.Assets()
 				break
 			}
 		}
 	}
-	e.batches.Add(1)
 	for i, c := range batch {
-		e.applied.Add(uint64(len(c.sub.Command.Requests)))
-		c.reply <- result{reply: Reply{Results: b.Results[i], Seq: e.head.Seq, Time: b.Time}}
+		p.commit.APIKeys = append(p.commit.APIKeys, c.sub.APIKeys...)
+		if id := c.sub.Idempotency; id != nil {
+			status, body, keep := id.Render(b.Results[i])
+			if keep {
+				p.commit.Idempotency = append(p.commit.Idempotency, journal.Idempotency{
+					Scope: id.Scope, Key: id.Key, RequestHash: id.RequestHash, Status: status,
+					Body: body, ExpiresAt: b.Time + int64(id.TTL)})
+			}
+		}
 	}
 	if invariants.Enabled {
 		if err := e.state.CheckInvariants(); err != nil {
 			panic("engine: " + err.Error())
 		}
 	}
-	// Every change so far is durable, so the store can answer for finished transfers.
-	if e.state.RecentCount() > recentMax {
-		e.state.ForgetRecent()
+	e.inMemory.Add(1)
+	return p
+}
+
+// commitLoop is the committer: it makes each applied batch durable in order, with one
+// Store.Commit, and only then replies. After a failed commit it commits nothing more: the
+// batches applied after it answer ErrStopped.
+func (e *Engine) commitLoop(commits <-chan *pending, done chan<- struct{}) {
+	defer close(done)
+	ctx := context.Background()
+	for p := range commits {
+		if p.barrier != nil {
+			close(p.barrier)
+			continue
+		}
+		if err := e.Err(); err != nil {
+			reply(p.batch, result{err: err})
+			continue
+		}
+		c := &p.commit
+		if c.Record != nil || len(c.Idempotency) > 0 || len(c.APIKeys) > 0 {
+			if err := e.store.Commit(ctx, c); err != nil {
+				e.fail(fmt.Errorf("commit: %w", err), p.batch)
+				continue
+			}
+		}
+		seq := e.headSeq.Load()
+		if c.Record != nil {
+			seq = c.Record.Seq
+			e.headSeq.Store(seq)
+		}
+		if p.assets != nil {
+			e.assetList.Store(&p.assets)
+		}
+		e.batches.Add(1)
+		for i, cl := range p.batch {
+			e.applied.Add(uint64(len(cl.sub.Command.Requests)))
+			cl.reply <- result{reply: Reply{Results: p.results[i], Seq: seq, Time: p.time}}
+		}
 	}
 }
 
 // prefetch makes sure the state knows every existing transfer the batch names by id.
-// Pending transfers are always in memory; finished ones are history in the store.
+// Pending transfers are always in memory; finished ones are history in the store, or in
+// memory (State.recent) while a commit that wrote them may still be in flight.
 func (e *Engine) prefetch(ctx context.Context, batch []*call) error {
 	for _, c := range batch {
 		for i := range c.sub.Command.Requests {
@@ -389,7 +446,7 @@ func (e *Engine) fail(err error, batch []*call) {
 	stopped := fmt.Errorf("%w: %w", ErrStopped, err)
 	e.failed.CompareAndSwap(nil, &stopped)
 	e.opts.Logger.Error("engine stopped: commit failed; restart to recover from the store",
-		"err", err, "head_seq", e.head.Seq)
+		"err", err)
 	reply(batch, result{err: stopped})
 }
 

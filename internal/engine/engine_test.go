@@ -165,20 +165,28 @@ func TestOverloadedWhenQueueFull(t *testing.T) {
 	g := &gate{Store: openStore(t, t.TempDir()), entered: make(chan struct{}), release: make(chan struct{})}
 	e := openEngine(t, g, engine.Options{QueueDepth: 1})
 	defer e.Close()
-	errs := make(chan error, 2)
+	errs := make(chan error, 4)
 	send := func(id string) {
 		_, err := e.Submit(context.Background(), &engine.Submission{Command: ledger.Command{
 			Requests: []ledger.Request{account(id, false)}}})
 		errs <- err
 	}
+	// The writer absorbs three batches while the committer is blocked: one in Commit, one
+	// handed over, one applied and waiting to be handed over. The fourth waits in the queue.
 	go send("a")
-	<-g.entered // the writer holds the first batch in Commit; the queue is empty
-	go send("b")
-	for e.Queued() < 1 { // wait until b occupies the queue's only slot
+	<-g.entered
+	for i, id := range []string{"b", "c"} {
+		go send(id)
+		for e.Stats().Applied < uint64(i+2) { // wait until the writer has applied it
+			time.Sleep(time.Millisecond)
+		}
+	}
+	go send("d")
+	for e.Queued() < 1 { // wait until d occupies the queue's only slot
 		time.Sleep(time.Millisecond)
 	}
 	_, err := e.Submit(context.Background(), &engine.Submission{Command: ledger.Command{
-		Requests: []ledger.Request{account("c", false)}}})
+		Requests: []ledger.Request{account("e", false)}}})
 	if !errors.Is(err, engine.ErrOverloaded) {
 		t.Fatalf("full queue: got %v, want ErrOverloaded", err)
 	}
@@ -187,7 +195,7 @@ func TestOverloadedWhenQueueFull(t *testing.T) {
 		for range g.entered {
 		}
 	}()
-	for i := 0; i < 2; i++ {
+	for i := 0; i < 4; i++ {
 		if err := <-errs; err != nil {
 			t.Fatalf("accepted submit: %v", err)
 		}

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
@@ -154,12 +156,32 @@ func apiKeyBody(k service.APIKey) []byte {
 }
 
 func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) {
-	keys, err := s.svc.APIKeys(r.Context())
+	limit, cursor, err := page(r)
 	if err != nil {
 		writeProblem(w, problemFromError(err))
 		return
 	}
-	writePage(w, len(keys), func(b []byte, i int) []byte { return append(b, apiKeyBody(keys[i])...) }, "")
+	keys, err := s.svc.APIKeys(r.Context()) // ordered by id
+	if err != nil {
+		writeProblem(w, problemFromError(err))
+		return
+	}
+	// The cursor is the id of the last key of the page before: "key_" and 16 hex digits.
+	if cursor != "" {
+		if h, ok := strings.CutPrefix(cursor, "key_"); !ok || len(h) != 16 || strings.Trim(h, "0123456789abcdef") != "" {
+			writeProblem(w, problemOf(ledger.CodeInvalidRequest, "the cursor is not one this server made"))
+			return
+		}
+		keys = keys[sort.Search(len(keys), func(i int) bool { return keys[i].ID > cursor }):]
+	}
+	next := ""
+	if len(keys) > limit {
+		keys = keys[:limit]
+	}
+	if len(keys) == limit {
+		next = keys[limit-1].ID
+	}
+	writePage(w, len(keys), func(b []byte, i int) []byte { return append(b, apiKeyBody(keys[i])...) }, next)
 }
 
 func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request) {

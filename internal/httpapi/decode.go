@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -161,6 +162,92 @@ func decodeStrict(body []byte, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return invalid("malformed JSON: data after the object")
+	}
+	// encoding/json matches keys case-insensitively and lets a repeated key win, so
+	// {"amount":"1","Amount":"900"} would decode; api.md names fields exactly.
+	kd := json.NewDecoder(bytes.NewReader(body))
+	kd.UseNumber()
+	if err := exactKeys(kd, reflect.TypeOf(v)); err != nil {
+		return invalid("malformed JSON: %s", err)
+	}
+	return nil
+}
+
+var (
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	rawMessageType  = reflect.TypeFor[json.RawMessage]()
+)
+
+// exactKeys reads one JSON value that decodes into a value of type t and fails on an object
+// key that is not exactly the json name of a field of t's structs, or that appears twice in
+// one object. Values that decode themselves (json.RawMessage, json.Unmarshaler) are skipped:
+// their own decodeStrict checks them.
+func exactKeys(dec *json.Decoder, t reflect.Type) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t != nil && (t == rawMessageType || reflect.PointerTo(t).Implements(unmarshalerType)) {
+		var skip json.RawMessage
+		return dec.Decode(&skip)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := make(map[string]bool)
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := kt.(string)
+			if seen[key] {
+				return fmt.Errorf("field %q appears twice", key)
+			}
+			seen[key] = true
+			var ft reflect.Type
+			switch {
+			case t == nil:
+			case t.Kind() == reflect.Struct:
+				if ft = fieldType(t, key); ft == nil {
+					return fmt.Errorf("unknown field %q", key)
+				}
+			case t.Kind() == reflect.Map:
+				ft = t.Elem()
+			}
+			if err := exactKeys(dec, ft); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+	case json.Delim('['):
+		var et reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			et = t.Elem()
+		}
+		for dec.More() {
+			if err := exactKeys(dec, et); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+	}
+	return err
+}
+
+// fieldType returns the type of t's field whose json name is exactly key, or nil.
+func fieldType(t reflect.Type, key string) reflect.Type {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if f.IsExported() && name == key && name != "-" {
+			return f.Type
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/sha256"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -318,19 +319,22 @@ func appendEntryJSON(b []byte, e *journal.Entry) []byte {
 func (s *Server) balanceAt(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	q := r.URL.Query()
-	at := time.Now().UnixNano()
+	// Without ?at= the answer is the current balance: every entry counts, also those the
+	// engine stamped after the wall clock's now (its times only increase, so after a restart
+	// on a clock that went back they are ahead of it).
+	at, upTo := time.Now().UnixNano(), int64(math.MaxInt64)
 	if q.Has("at") {
 		t, err := journal.ParseTime(q.Get("at"))
 		if err != nil {
 			writeProblem(w, problemOf(ledger.CodeInvalidRequest, "at must be an RFC 3339 time"))
 			return
 		}
-		at = t
+		at, upTo = t, t
 	}
 	if !s.accountExists(w, r, id) {
 		return
 	}
-	bal, err := s.svc.Store().BalanceAt(r.Context(), id, at)
+	bal, err := s.svc.Store().BalanceAt(r.Context(), id, upTo)
 	if err != nil {
 		writeProblem(w, readErr(err, ledger.CodeAccountNotFound))
 		return

@@ -131,12 +131,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey, p))
 	}
-	h, pattern := s.routes.Handler(r)
-	if pattern == "" {
+	if _, pattern := s.routes.Handler(r); pattern == "" {
 		s.notRouted(sw, r)
 		return
 	}
-	h.ServeHTTP(sw, r)
+	// ServeMux.Handler only finds the handler; ServeHTTP also sets r.Pattern and the
+	// {id} path values that handlers read with r.PathValue.
+	s.routes.ServeHTTP(sw, r)
 }
 
 // notRouted answers 405 when the path exists for another method, else 404.

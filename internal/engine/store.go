@@ -27,8 +27,10 @@ type Store interface {
 	Load(ctx context.Context) (*ledger.State, journal.Head, error)
 
 	// Commit writes c atomically with one sync: the record (when not nil) with its
-	// derived indexes (transfers by id, accounts, per-account entries and activity,
-	// pending holds), the idempotency answers and API keys. c.Record.Seq is head+1 and
+	// derived indexes (transfers by id, per-account entries and activity, pending holds),
+	// the idempotency answers and API keys. c.Accounts are the accounts as after the
+	// batch: a store may keep them in memory and persist them in checkpoints, as long as
+	// Load restores them exactly (replaying the journal after the checkpoint). c.Record.Seq is head+1 and
 	// c.Record.PrevHash the head's hash; the store checks this and refuses otherwise.
 	Commit(ctx context.Context, c *journal.Commit) error
 

@@ -15,11 +15,14 @@ import (
 )
 
 // Commit writes c as one Pebble batch, synced once (unless Options.NoSync): the record and
-// every key it derives, the accounts, the idempotency answers and the API keys. It refuses,
-// writing nothing, a record that does not follow the head (seq, prev_hash), whose hash is not
-// journal.RecordHash of it (the write half of a pair assertion; Load does the read half), or
-// side data whose key would be ambiguous. A Commit with a nil Record writes only side data.
-// Commit must follow a successful Load.
+// every key it derives, the idempotency answers and the API keys. The accounts go to memory
+// once the batch is durable, and to Pebble only with a checkpoint: when a threshold of
+// Store.policy is reached, the batch also holds the a/ key of every account changed since the
+// last checkpoint and m/checkpoint naming this record. It refuses, writing nothing, a record
+// that does not follow the head (seq, prev_hash), whose hash is not journal.RecordHash of it
+// (the write half of a pair assertion; Load does the read half), or side data whose key would
+// be ambiguous. A Commit with a nil Record writes only side data. Commit must follow a
+// successful Load.
 func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -48,6 +51,13 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 	}
 	w := &s.w
 	w.addCommit(c)
+	dirtyMark := len(s.dirty)
+	s.stageAccounts(c.Accounts)
+	var ckpt *checkpoint
+	if r := c.Record; r != nil && s.checkpointDue(r) {
+		ckpt = &checkpoint{Seq: r.Seq, Time: r.Timestamp}
+		w.checkpoint(s.dirty, *ckpt)
+	}
 	if s.batch == nil {
 		s.batch = s.db.NewBatch(pebble.WithMaxRetainedSizeBytes(batchRetainedMax))
 	}
@@ -66,15 +76,117 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 		err = errors.Join(<-hashed, err) // always wait: the goroutine must not outlive Commit
 	}
 	if err == nil {
+		s.lastKeys = int(b.Count())
 		err = b.Commit(s.wo)
 	}
 	if err != nil {
+		s.unstageAccounts(dirtyMark)
 		return fmt.Errorf("pebblestore: commit %d: %w", seq, err)
 	}
+	s.publishAccounts()
 	if r := c.Record; r != nil {
+		s.sinceRecords++
+		s.sinceChanges += uint64(len(r.Changes))
+		s.headTime = r.Timestamp
+		if ckpt != nil {
+			s.checkpointed(*ckpt)
+		}
 		s.head.Store(&journal.Head{Seq: r.Seq, Hash: r.Hash})
 	}
 	return nil
+}
+
+// stageAccounts makes each account of c the next value of its entry (a new entry for a new
+// account) and marks it dirty.
+func (s *Store) stageAccounts(accounts []*ledger.Account) {
+	m := s.accounts.Load()
+	s.ents = s.ents[:0]
+	clear(s.fresh)
+	for _, a := range accounts {
+		e := m.entry(a.ID)
+		if e == nil {
+			if e = s.fresh[a.ID]; e == nil { // the same new account twice: one entry
+				e = &accountEntry{}
+				s.fresh[a.ID] = e
+			}
+		}
+		e.next = a
+		s.ents = append(s.ents, e)
+		if !e.dirty {
+			e.dirty = true
+			s.dirty = append(s.dirty, e)
+		}
+	}
+}
+
+// unstageAccounts undoes stageAccounts after a failed Commit.
+func (s *Store) unstageAccounts(dirtyMark int) {
+	for _, e := range s.ents {
+		e.next = nil
+	}
+	for _, e := range s.dirty[dirtyMark:] {
+		e.dirty = false
+	}
+	clear(s.dirty[dirtyMark:])
+	s.dirty = s.dirty[:dirtyMark]
+	s.ents = s.ents[:0]
+	clear(s.fresh)
+}
+
+// publishAccounts makes the staged values current, once the batch is durable: readers see
+// each account change at once, new accounts appear.
+func (s *Store) publishAccounts() {
+	for _, e := range s.ents {
+		if e.next != nil { // nil: a second value of the same account, already published
+			e.cur.Store(e.next)
+			e.next = nil
+		}
+	}
+	s.ents = s.ents[:0]
+	if len(s.fresh) == 0 {
+		return
+	}
+	m := s.accounts.Load()
+	ids := make([]string, 0, len(s.fresh))
+	for id, e := range s.fresh {
+		m.add(id, e)
+		ids = append(ids, id)
+	}
+	clear(s.fresh)
+	slices.Sort(ids)
+	old := *s.created.Load()
+	merged := make([]string, 0, len(old)+len(ids))
+	for i, j := 0, 0; i < len(old) || j < len(ids); {
+		if j == len(ids) || i < len(old) && old[i] < ids[j] {
+			merged = append(merged, old[i])
+			i++
+		} else {
+			merged = append(merged, ids[j])
+			j++
+		}
+	}
+	s.created.Store(&merged)
+}
+
+// checkpointDue reports whether the Commit of r writes a checkpoint.
+func (s *Store) checkpointDue(r *journal.Record) bool {
+	p := &s.policy
+	return len(s.dirty) >= p.accounts || s.sinceRecords+1 >= p.records ||
+		s.sinceChanges+uint64(len(r.Changes)) >= p.changes || r.Timestamp-s.ckpt.Time >= p.interval
+}
+
+// checkpointed notes a durable checkpoint: nothing is dirty any more, every account is in a/.
+func (s *Store) checkpointed(c checkpoint) {
+	for _, e := range s.dirty {
+		e.dirty = false
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	s.ckpt = c
+	s.sinceRecords, s.sinceChanges = 0, 0
+	if len(*s.created.Load()) > 0 {
+		s.created.Store(new([]string))
+	}
 }
 
 // batchRetainedMax bounds the buffer the reused batch keeps between commits: enough for a
@@ -113,8 +225,8 @@ func (s *Store) checkCommit(c *journal.Commit) error {
 // from where the previous key went when it can: in key order most inserts start next to
 // the one before instead of at the top, which makes a batch of tens of thousands of keys
 // several times cheaper to apply (BenchmarkCommit). Entries are kept apart by prefix, so
-// that only the runs that are not in order already get sorted: t/ keys of server ids and
-// a/ keys come in order, x/ keys do not. Its buffers are reused by every Commit.
+// that only the runs that are not in order already get sorted: t/ keys of server ids come in
+// order, x/ keys and a checkpoint's a/ keys do not. Its buffers are reused by every Commit.
 type sortedBatch struct {
 	arena    []byte                       // keys and values back to back
 	ents     [len(prefixes)][]sortedEntry // by prefix, in the order of prefixes
@@ -202,9 +314,6 @@ func (w *sortedBatch) addCommit(c *journal.Commit) {
 		}
 		w.set(append(w.key[:0], keyHead...), appendHead(w.val[:0], journal.Head{Seq: r.Seq, Hash: r.Hash}))
 	}
-	for _, a := range c.Accounts {
-		w.set(idKey(w.key[:0], prefixAccount, a.ID), journal.AppendAccount(w.val[:0], a))
-	}
 	for i := range c.Idempotency {
 		v := &c.Idempotency[i]
 		w.set(pairKey(w.key[:0], prefixIdem, v.Scope, v.Key), appendIdempotency(w.val[:0], v))
@@ -214,6 +323,15 @@ func (w *sortedBatch) addCommit(c *journal.Commit) {
 		w.set(idKey(w.key[:0], prefixAPIKey, k.ID), appendAPIKey(w.val[:0], k))
 		w.set(append(appendPrefix(w.key[:0], prefixKeyHash), k.Hash[:]...), append(w.val[:0], k.ID...))
 	}
+}
+
+// checkpoint adds the a/ key of every dirty account and m/checkpoint = c.
+func (w *sortedBatch) checkpoint(dirty []*accountEntry, c checkpoint) {
+	for _, e := range dirty {
+		a := e.value()
+		w.set(idKey(w.key[:0], prefixAccount, a.ID), journal.AppendAccount(w.val[:0], a))
+	}
+	w.set(append(w.key[:0], keyCheckpoint...), appendCheckpoint(w.val[:0], c))
 }
 
 // change adds the keys a change derives.

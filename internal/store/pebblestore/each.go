@@ -3,6 +3,8 @@ package pebblestore
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
@@ -20,15 +22,24 @@ func (s *Store) EachRecord(ctx context.Context, fn func(*journal.Record) error) 
 	return s.eachRecord(ctx, 1, fn)
 }
 
-// EachAccount calls fn with every stored account (a/), ordered by id.
+// EachAccount calls fn with every account as of the head, ordered by id: what Load restores,
+// the checkpoint (a/) with the records after it replayed. So `tpwallet verify`, which
+// compares these with a replay of the whole journal, checks the checkpoint, and the replay of
+// the tail of the journal that Load does. A record after the checkpoint that does not
+// replay ends the walk with a *journal.CorruptionError.
 func (s *Store) EachAccount(ctx context.Context, fn func(*ledger.Account) error) error {
-	return s.each(ctx, []byte{prefixAccount, '/'}, func(k, v []byte) error {
-		a, err := decodeAccountAt(k, v)
-		if err != nil {
+	head := *s.head.Load()
+	res, err := s.restoreAccounts(ctx, head, 0)
+	if err != nil {
+		return fmt.Errorf("pebblestore: accounts: %w", err)
+	}
+	ids := slices.Sorted(maps.Keys(res.accounts))
+	for _, id := range ids {
+		if err := fn(res.accounts[id]); err != nil {
 			return err
 		}
-		return fn(a)
-	})
+	}
+	return nil
 }
 
 // EachTransfer calls fn with every stored transfer (t/) as of its latest change, ordered

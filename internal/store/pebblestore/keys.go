@@ -25,8 +25,9 @@ const (
 )
 
 var (
-	keyFormat = []byte("m/format")
-	keyHead   = []byte("m/head")
+	keyFormat     = []byte("m/format")
+	keyHead       = []byte("m/head")
+	keyCheckpoint = []byte("m/checkpoint")
 )
 
 const sep = 0 // separates the parts of a key

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -17,11 +19,15 @@ import (
 // newest record: it must be the one m/head names, its hash must be journal.RecordHash of it,
 // and it must link to the record before it (whose hash must check out too). Otherwise it
 // refuses with a *journal.CorruptionError, and nothing can be committed; `tpwallet verify`
-// then tells how far the chain is sound. Only pending transfers are read (p/), never history.
+// then tells how far the chain is sound. The accounts are the checkpoint (a/, m/checkpoint)
+// with the records after it replayed (restoreAccounts: a record that does not decode, does
+// not hash to its hash, or whose balances do not follow is a *journal.CorruptionError
+// naming it); the replay is as long as the checkpoint interval, never the history. Holds are
+// the transfers p/ lists.
 func (s *Store) Load(ctx context.Context) (*ledger.State, journal.Head, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	head, last, err := s.checkHead()
+	head, last, headTime, err := s.checkHead()
 	if err != nil {
 		return nil, journal.Head{}, fmt.Errorf("pebblestore: load: %w", err)
 	}
@@ -29,74 +35,101 @@ func (s *Store) Load(ctx context.Context) (*ledger.State, journal.Head, error) {
 	if err != nil {
 		return nil, journal.Head{}, fmt.Errorf("pebblestore: load assets: %w", err)
 	}
-	var accounts []*ledger.Account
-	err = s.each(ctx, []byte{prefixAccount, '/'}, func(k, v []byte) error {
-		a, err := decodeAccountAt(k, v)
-		accounts = append(accounts, a)
-		return err
-	})
+	res, err := s.restoreAccounts(ctx, head, headTime)
 	if err != nil {
-		return nil, journal.Head{}, fmt.Errorf("pebblestore: load accounts: %w", err)
+		return nil, journal.Head{}, fmt.Errorf("pebblestore: load: %w", err)
+	}
+	if res.legacy { // from now on a/ is a checkpoint: say of which record
+		if err := s.db.Set(keyCheckpoint, appendCheckpoint(nil, res.ckpt), pebble.Sync); err != nil {
+			return nil, journal.Head{}, fmt.Errorf("pebblestore: load: write checkpoint: %w", err)
+		}
 	}
 	holds, err := s.loadHolds(ctx)
 	if err != nil {
 		return nil, journal.Head{}, fmt.Errorf("pebblestore: load holds: %w", err)
 	}
+	if err := checkPending(res.accounts, holds); err != nil {
+		return nil, journal.Head{}, fmt.Errorf("pebblestore: load: %w", err)
+	}
+	// The State changes its accounts in place; the store's are immutable: each gets its own.
+	m := newAccountMap(len(res.accounts))
+	copies := make([]ledger.Account, len(res.accounts))
+	accounts := make([]*ledger.Account, 0, len(res.accounts))
+	for id, a := range res.accounts {
+		e := &accountEntry{}
+		e.cur.Store(a)
+		m.shard(id).m[id] = e
+		copies[len(accounts)] = *a
+		accounts = append(accounts, &copies[len(accounts)])
+	}
 	st := ledger.NewState()
 	st.Restore(assets, accounts, holds, last)
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	for _, id := range res.changed { // not in a/ as they are: the next checkpoint writes them
+		e := m.shard(id).m[id]
+		e.dirty = true
+		s.dirty = append(s.dirty, e)
+	}
+	s.accounts.Store(m)
+	s.created.Store(&res.created)
+	s.ckpt, s.sinceRecords, s.sinceChanges = res.ckpt, res.records, res.changes
+	s.headTime = headTime
 	s.head.Store(&head)
 	s.loaded = true
-	s.opts.Logger.Info("pebblestore loaded", "head_seq", head.Seq, "accounts", len(accounts),
+	s.opts.Logger.Info("pebblestore loaded", "head_seq", head.Seq, "checkpoint_seq", res.ckpt.Seq,
+		"records_replayed", res.records, "changes_replayed", res.changes, "accounts", len(accounts),
 		"holds", len(holds), "assets_created", len(assets))
 	return st, head, nil
 }
 
-// checkHead checks the newest record (see Load) and returns the head and the time of the
-// latest change, which ledger.State.Restore needs so that times keep increasing.
-func (s *Store) checkHead() (journal.Head, int64, error) {
+// checkHead checks the newest record (see Load) and returns the head, the time of the
+// latest change, which ledger.State.Restore needs so that times keep increasing, and the
+// record's timestamp.
+func (s *Store) checkHead() (journal.Head, int64, int64, error) {
 	stored := *s.head.Load() // m/head as Open read it
 	seq, found, err := s.lastSeq()
 	if err != nil {
-		return journal.Head{}, 0, err
+		return journal.Head{}, 0, 0, err
 	}
 	if !found {
 		if stored.Seq != 0 {
-			return journal.Head{}, 0, &journal.CorruptionError{Seq: stored.Seq,
+			return journal.Head{}, 0, 0, &journal.CorruptionError{Seq: stored.Seq,
 				What: "m/head names a record the journal does not hold",
 				Want: "record " + strconv.FormatUint(stored.Seq, 10), Got: "no record"}
 		}
-		return journal.Head{}, 0, nil
+		return journal.Head{}, 0, 0, nil
 	}
 	if seq != stored.Seq {
-		return journal.Head{}, 0, &journal.CorruptionError{Seq: seq,
+		return journal.Head{}, 0, 0, &journal.CorruptionError{Seq: seq,
 			What: "the newest record is not the one m/head names",
 			Want: strconv.FormatUint(stored.Seq, 10), Got: strconv.FormatUint(seq, 10)}
 	}
 	rec, err := s.checkedRecord(seq)
 	if err != nil {
-		return journal.Head{}, 0, err
+		return journal.Head{}, 0, 0, err
 	}
 	if rec.Hash != stored.Hash {
-		return journal.Head{}, 0, &journal.CorruptionError{Seq: seq, What: "hash differs from m/head",
+		return journal.Head{}, 0, 0, &journal.CorruptionError{Seq: seq, What: "hash differs from m/head",
 			Want: stored.Hash.String(), Got: rec.Hash.String()}
 	}
 	var prevHash journal.Hash // all zeros before the first record
 	if seq > 1 {
 		prev, err := s.checkedRecord(seq - 1)
 		if err != nil {
-			return journal.Head{}, 0, err
+			return journal.Head{}, 0, 0, err
 		}
 		prevHash = prev.Hash
 	}
 	if rec.PrevHash != prevHash {
-		return journal.Head{}, 0, &journal.CorruptionError{Seq: seq, What: "prev_hash",
+		return journal.Head{}, 0, 0, &journal.CorruptionError{Seq: seq, What: "prev_hash",
 			Want: prevHash.String(), Got: rec.PrevHash.String()}
 	}
 	last := rec.Timestamp
 	if n := len(rec.Changes); n > 0 {
 		last = rec.Changes[n-1].Time
 	}
-	return journal.Head{Seq: seq, Hash: rec.Hash}, last, nil
+	return journal.Head{Seq: seq, Hash: rec.Hash}, last, rec.Timestamp, nil
 }
 
 // lastSeq returns the seq of the last j/ key.
@@ -190,6 +223,65 @@ func (s *Store) loadHolds(ctx context.Context) ([]*ledger.Transfer, error) {
 		holds = append(holds, t)
 	}
 	return holds, nil
+}
+
+// checkPending checks that every account's pending totals are what the pending holds hold:
+// the pair assertion for pending totals, which source_after and destination_after (posted
+// balances) do not cover, over the checkpoint and the replay alike.
+func checkPending(accounts map[string]*ledger.Account, holds []*ledger.Transfer) error {
+	type totals struct{ debits, credits ledger.Amount }
+	held := make(map[string]*totals)
+	add := func(id string, amount ledger.Amount, debit bool) error {
+		t := held[id]
+		if t == nil {
+			t = new(totals)
+			held[id] = t
+		}
+		ok := true
+		if debit {
+			t.debits, ok = t.debits.Add(amount)
+		} else {
+			t.credits, ok = t.credits.Add(amount)
+		}
+		if !ok {
+			return fmt.Errorf("account %s: the pending holds hold more than 2^128-1", id)
+		}
+		return nil
+	}
+	for _, h := range holds {
+		if err := errors.Join(add(h.Source, h.Held(), true), add(h.Destination, h.Held(), false)); err != nil {
+			return err
+		}
+	}
+	var bad []string // reported in id order, so that the error is always the same
+	for id, a := range accounts {
+		t := held[id]
+		if t == nil {
+			if a.DebitsPending.IsZero() && a.CreditsPending.IsZero() {
+				continue
+			}
+			t = new(totals)
+		}
+		if a.DebitsPending != t.debits || a.CreditsPending != t.credits {
+			bad = append(bad, id)
+		} else {
+			delete(held, id)
+		}
+	}
+	if len(bad) > 0 {
+		id := slices.Min(bad)
+		a, t := accounts[id], held[id]
+		if t == nil {
+			t = new(totals)
+		}
+		return fmt.Errorf("account %s: pending debits/credits %s/%s, but its pending holds (p/) hold %s/%s",
+			id, a.DebitsPending, a.CreditsPending, t.debits, t.credits)
+	}
+	if len(held) > 0 {
+		return fmt.Errorf("a pending hold (p/) names account %s, which does not exist",
+			slices.Min(slices.Collect(maps.Keys(held))))
+	}
+	return nil
 }
 
 // decodeAccountAt decodes the account stored at a/<id>, checking that it is that id's.

@@ -51,22 +51,41 @@ func (o *Options) EnsureDefaults() {
 // Store is an engine.Store on Pebble. Reads are safe for concurrent use with each other and
 // with Commit, and never wait for it. Commit has one caller at a time (the engine's writer);
 // a second one waits.
+//
+// The accounts are held in memory, which Load fills: Account and Accounts answer from there,
+// and before Load they find none.
 type Store struct {
 	db   *pebble.DB
 	opts Options
 	wo   *pebble.WriteOptions
 
-	head atomic.Pointer[journal.Head] // the newest committed record; read without locks
+	head     atomic.Pointer[journal.Head] // the newest committed record; read without locks
+	accounts atomic.Pointer[accountMap]   // the accounts as of the head; Load replaces the map
+	// created lists, sorted, the accounts created since the last checkpoint (so not yet in
+	// a/): Accounts merges them into its scan of a/. Replaced, never changed.
+	created atomic.Pointer[[]string]
 
 	closeOnce sync.Once
 	closeErr  error
 
-	// mu serialises writers: Commit and DeleteExpiredIdempotency. It guards the fields below.
-	mu     sync.Mutex
-	loaded bool // Load succeeded: the head is checked and Commit may append to it
-	w      sortedBatch
-	rec    []byte
-	batch  *pebble.Batch // reused by every Commit
+	// mu serialises writers: Commit, DeleteExpiredIdempotency, Load and Close. It guards the
+	// fields below.
+	mu       sync.Mutex
+	loaded   bool // Load succeeded: the head is checked and Commit may append to it
+	w        sortedBatch
+	rec      []byte
+	batch    *pebble.Batch // reused by every Commit
+	headTime int64         // the head record's timestamp
+
+	// Checkpoints (accounts.go).
+	policy       checkpointPolicy
+	ckpt         checkpoint      // the latest checkpoint
+	dirty        []*accountEntry // accounts changed since ckpt, each once
+	sinceRecords uint64          // records committed since ckpt
+	sinceChanges uint64          // changes in them
+	ents         []*accountEntry // scratch: the entries of the Commit in progress
+	fresh        map[string]*accountEntry
+	lastKeys     int // keys the latest Commit wrote (tests and benchmarks)
 }
 
 // Open opens (creating if need be) the store in dir. It refuses a directory written with
@@ -86,7 +105,10 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: o, wo: pebble.Sync}
+	s := &Store{db: db, opts: o, wo: pebble.Sync, policy: defaultCheckpoints,
+		fresh: make(map[string]*accountEntry)}
+	s.accounts.Store(newAccountMap(0))
+	s.created.Store(new([]string))
 	if o.NoSync {
 		s.wo = pebble.NoSync
 	}
@@ -113,7 +135,15 @@ func (s *Store) openFormat() (journal.Head, error) {
 		if !empty {
 			return journal.Head{}, fmt.Errorf("the directory holds data but no m/format: not a tpwallet store: %w", journal.ErrFormat)
 		}
-		if err := s.db.Set(keyFormat, []byte{storeFormat}, pebble.Sync); err != nil {
+		// m/checkpoint comes with m/format: a store without it predates checkpoints.
+		b := s.db.NewBatch()
+		defer b.Close()
+		err = errors.Join(b.Set(keyFormat, []byte{storeFormat}, nil),
+			b.Set(keyCheckpoint, appendCheckpoint(nil, checkpoint{}), nil))
+		if err == nil {
+			err = b.Commit(pebble.Sync)
+		}
+		if err != nil {
 			return journal.Head{}, fmt.Errorf("write format: %w", err)
 		}
 		return journal.Head{}, nil
@@ -151,18 +181,56 @@ func (s *Store) get(key []byte) ([]byte, error) {
 	return v, closer.Close()
 }
 
-// Close closes the database; calling it again returns the first call's result. Every
-// other call must have returned first. Nothing is lost: every Commit synced.
-func (s *Store) Close() error {
+// Close writes a last checkpoint (synced) if any account changed since the one before, so
+// that the next Load replays nothing, and closes the database; calling it again returns the
+// first call's result. Every other call must have returned first. Nothing is lost without
+// the checkpoint either (after a crash): every Commit synced its record, and Load replays it.
+func (s *Store) Close() error { return s.close(true) }
+
+// closeWithoutCheckpoint closes the database as a crash would leave it: without the last
+// checkpoint. Tests use it.
+func (s *Store) closeWithoutCheckpoint() error { return s.close(false) }
+
+func (s *Store) close(final bool) error {
 	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var err error
+		if final && s.loaded {
+			err = s.finalCheckpoint()
+		}
 		if s.batch != nil {
 			s.batch.Close()
 		}
-		if err := s.db.Close(); err != nil {
+		err = errors.Join(err, s.db.Close())
+		if err != nil {
 			s.closeErr = fmt.Errorf("pebblestore: close: %w", err)
 		}
 	})
 	return s.closeErr
+}
+
+// finalCheckpoint writes the dirty accounts and m/checkpoint at the head, if they are not
+// there already.
+func (s *Store) finalCheckpoint() error {
+	head := *s.head.Load()
+	if len(s.dirty) == 0 && s.ckpt.Seq == head.Seq {
+		return nil
+	}
+	w := &s.w
+	w.reset()
+	w.checkpoint(s.dirty, checkpoint{Seq: head.Seq, Time: s.headTime})
+	b := s.db.NewBatch()
+	defer b.Close()
+	err := w.addTo(b)
+	if err == nil {
+		err = b.Commit(pebble.Sync)
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: %w", head.Seq, err)
+	}
+	s.checkpointed(checkpoint{Seq: head.Seq, Time: s.headTime})
+	return nil
 }
 
 // pebbleLogger sends Pebble's messages to slog. Its Infof are internal detail (Debug);

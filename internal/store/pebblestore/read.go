@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -72,25 +73,19 @@ func (s *Store) Transfer(_ context.Context, id string) (*ledger.Transfer, error)
 	return t, nil
 }
 
-// Account returns the account as of the latest commit, or engine.ErrNotFound.
+// Account returns the account as of the latest commit, or engine.ErrNotFound. It reads
+// memory (filled by Load, kept by Commit), not Pebble.
 func (s *Store) Account(_ context.Context, id string) (*ledger.Account, error) {
-	key := idKey(nil, prefixAccount, id)
-	v, err := s.get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
+	a := s.accounts.Load().account(id)
+	if a == nil {
 		return nil, notFound("account", id)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("pebblestore: account %q: %w", id, err)
-	}
-	a, err := decodeAccountAt(key, v)
-	if err != nil {
-		return nil, fmt.Errorf("pebblestore: %w", err)
-	}
-	return a, nil
+	return copyAccount(a), nil
 }
 
 // Accounts returns a page of the accounts of owner (all accounts when owner is ""),
-// ordered by id.
+// ordered by id. The ids come from the o/ index (an owner's) or from a/ merged with the
+// accounts created since the checkpoint (all); the accounts from memory, as Account.
 func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) ([]*ledger.Account, string, error) {
 	limit = clampLimit(limit)
 	kind, prefix := byte(cursorAccounts), []byte{prefixAccount, '/'}
@@ -105,38 +100,69 @@ func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) (
 		}
 		start = append(key, 0) // the least key after the cursor's
 	}
+	// Read before the scan: an account created since the checkpoint is then either in the
+	// list or, if a checkpoint came in between, in a/.
+	var created []string
+	if owner == "" {
+		created = *s.created.Load()
+		created = created[sortSearch(created, string(start[len(prefix):])):]
+	}
+	m := s.accounts.Load()
 	var page []*ledger.Account
-	var last []byte
+	var last string
 	more := false
-	err := s.scan(ctx, prefix, start, false, func(k, v []byte) error {
+	// add adds the account id to the page; it skips an id whose keys are durable but whose
+	// Commit has not yet published it, and reports when the page is full.
+	add := func(id string) bool {
+		a := m.account(id)
+		if a == nil {
+			return false
+		}
+		if len(page) == limit {
+			more = true
+			return true
+		}
+		page = append(page, copyAccount(a))
+		last = id
+		return false
+	}
+	err := s.scan(ctx, prefix, start, false, func(k, _ []byte) error {
 		id := k[len(prefix):]
 		if bytes.IndexByte(id, sep) >= 0 { // an owner that extends this one with 0x00
 			return nil
 		}
-		if len(page) == limit {
-			more = true
+		for len(created) > 0 && created[0] < string(id) {
+			if add(created[0]) {
+				return errStop
+			}
+			created = created[1:]
+		}
+		if len(created) > 0 && created[0] == string(id) {
+			created = created[1:]
+		}
+		if add(string(id)) {
 			return errStop
 		}
-		last = append(last[:0], k...)
-		if owner != "" {
-			page = append(page, &ledger.Account{ID: string(id)}) // read below
-			return nil
-		}
-		a, err := decodeAccountAt(k, v)
-		page = append(page, a)
-		return err
+		return nil
 	})
-	if err == nil && owner != "" {
-		for i, a := range page {
-			if page[i], err = s.Account(ctx, a.ID); err != nil {
-				break
-			}
-		}
-	}
 	if err != nil {
 		return nil, "", fmt.Errorf("pebblestore: accounts: %w", err)
 	}
-	return page, nextCursor(more, kind, last), nil
+	for !more && len(created) > 0 {
+		add(created[0])
+		created = created[1:]
+	}
+	var lastKey []byte
+	if more {
+		lastKey = append(append([]byte(nil), prefix...), last...)
+	}
+	return page, nextCursor(more, kind, lastKey), nil
+}
+
+// sortSearch returns the index of the first of the sorted ids that is at least id.
+func sortSearch(ids []string, id string) int {
+	i, _ := slices.BinarySearch(ids, id)
+	return i
 }
 
 func nextCursor(more bool, kind byte, last []byte) string {
@@ -215,8 +241,8 @@ func (s *Store) activity(ctx context.Context, account, cursor string, kind byte,
 		}
 		end = key
 	}
-	if _, err := s.Account(ctx, account); err != nil {
-		return "", err
+	if s.accounts.Load().account(account) == nil {
+		return "", notFound("account", account)
 	}
 	var last []byte
 	n := 0
@@ -315,8 +341,8 @@ func (s *Store) allTransfers(ctx context.Context, cursor string, limit int) ([]*
 // (Unix ns), zero if none, or engine.ErrNotFound if there is no such account. Every activity
 // row carries the balance after it, so one reverse seek answers.
 func (s *Store) BalanceAt(ctx context.Context, account string, at int64) (ledger.Balance, error) {
-	if _, err := s.Account(ctx, account); err != nil {
-		return ledger.Balance{}, err
+	if s.accounts.Load().account(account) == nil {
+		return ledger.Balance{}, notFound("account", account)
 	}
 	if at < 1 { // change times start at 1
 		return ledger.Balance{}, nil

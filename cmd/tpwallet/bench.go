@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -34,6 +35,7 @@ type benchConfig struct {
 	Duration  time.Duration
 	BatchSize int
 	JSON      bool
+	Profile   string
 }
 
 // benchResult is what `tpwallet bench --json` prints: a contract for scripts.
@@ -64,6 +66,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.Duration, "duration", envDuration("TPWALLET_BENCH_DURATION", 10*time.Second), "how long to run (env TPWALLET_BENCH_DURATION)")
 	fs.IntVar(&c.BatchSize, "batch-size", envInt("TPWALLET_BENCH_BATCH_SIZE", 1000), "transfers per request of the batch workload (env TPWALLET_BENCH_BATCH_SIZE)")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON object instead of the table")
+	fs.StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the run (load generator and in-process server) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -85,6 +88,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer stop()
 		c.URL, c.Key = url, key
+	}
+	if c.Profile != "" {
+		f, err := os.Create(c.Profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := bench(ctx, c, stderr)
 	if err != nil {
@@ -423,12 +437,20 @@ func step(ctx context.Context, cl *benchClient, c benchConfig, ids []string, rng
 	}
 }
 
+// transferBody is a transfer of 1 from src to dst, as a hold when hold is set. Account ids
+// are the bench's own (A-Za-z0-9-), so they need no JSON escaping.
 func transferBody(src, dst string, hold map[string]any) []byte {
-	m := map[string]any{"source": src, "destination": dst, "amount": "1"}
+	b := make([]byte, 0, 128)
+	b = append(b, `{"source":"`...)
+	b = append(b, src...)
+	b = append(b, `","destination":"`...)
+	b = append(b, dst...)
+	b = append(b, `","amount":"1"`...)
 	if hold != nil {
-		m["hold"] = hold
+		b = append(b, `,"hold":`...)
+		b = append(b, mustJSON(hold)...)
 	}
-	return mustJSON(m)
+	return append(b, '}')
 }
 
 func statusErr(code int, err error, want int) error {

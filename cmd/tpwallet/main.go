@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -29,6 +30,11 @@ environment variable; a flag on the command line wins.
 var version = "dev"
 
 func main() {
+	// The heap is mostly long-lived accounts and holds; collecting at 4x instead of 2x the
+	// live heap halves the CPU spent in GC under load. GOGC, when set, still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(Main(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -160,56 +160,17 @@ func startInProcess(ctx context.Context) (stop func(), url, key string, err erro
 	}, "http://" + ln.Addr().String(), key, nil
 }
 
-// benchClient talks to the server under test.
-type benchClient struct {
-	base, key string
-	http      *http.Client
-}
-
-func (b *benchClient) do(ctx context.Context, method, path string, body []byte, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, b.base+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+b.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
-		}
-	}
-	return resp.StatusCode, nil
-}
-
-func httpClient(c benchConfig) *http.Client {
-	return &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: c.Clients + 8},
-	}
-}
-
 // tally is what the bench expects each account's posted balance to have moved by.
 type tally map[string]int64
 
 const fundAmount = int64(1) << 40
 
 func bench(ctx context.Context, c benchConfig, progress io.Writer) (benchResult, error) {
-	cl := &benchClient{base: c.URL, key: c.Key, http: httpClient(c)}
+	cl, err := newBenchClient(c.URL, c.Key)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer cl.close()
 	run := strconv.FormatInt(time.Now().UnixNano()%1e10, 36)
 	ids, treasury, err := setupAccounts(ctx, cl, c, run, progress)
 	if err != nil {

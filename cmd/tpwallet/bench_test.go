@@ -62,7 +62,11 @@ func TestBenchCatchesWrongTally(t *testing.T) {
 	defer stop()
 	c := benchConfig{URL: url, Key: key, Workload: "p2p", Accounts: 5, Clients: 2,
 		Duration: 200 * time.Millisecond, BatchSize: 10}
-	cl := &benchClient{base: url, key: key, http: httpClient(c)}
+	cl, err := newBenchClient(url, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.close()
 	ids, treasury, err := setupAccounts(ctx, cl, c, "t", io.Discard)
 	if err != nil {
 		t.Fatal(err)

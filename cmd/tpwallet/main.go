@@ -30,7 +30,7 @@ environment variable; a flag on the command line wins.
 var version = "dev"
 
 func main() {
-	// The heap is mostly long-lived accounts and holds; collecting at 4x instead of 2x the
+	// The heap is mostly long-lived accounts and holds; collecting at 5x instead of 2x the
 	// live heap halves the CPU spent in GC under load. GOGC, when set, still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

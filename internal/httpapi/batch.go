@@ -21,23 +21,24 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		n       int
 	)
 	s.write(w, r, batchBodyMax, false, func(_ *http.Request, body []byte) (ledger.Command, error) {
-		var b batchJSON
-		if err := decodeStrict(body, &b); err != nil {
+		// decodeBatch and decodeTransfer follow decodeStrict's rules for batchJSON and
+		// transferJSON, without reflection (fastjson.go).
+		atomicp, items, err := decodeBatch(body)
+		if err != nil {
 			return ledger.Command{}, err
 		}
 		switch {
-		case b.Atomic == nil:
+		case atomicp == nil:
 			return ledger.Command{}, invalidf("atomic is required")
-		case len(b.Transfers) == 0:
+		case len(items) == 0:
 			return ledger.Command{}, invalidf("transfers must hold 1 to 8190 transfers")
-		case len(b.Transfers) > ledger.BatchTransfersMax:
+		case len(items) > ledger.BatchTransfersMax:
 			return ledger.Command{}, ledger.Errorf(ledger.CodeBatchTooLarge, "a batch holds at most 8190 transfers")
 		}
-		atomic, n = *b.Atomic, len(b.Transfers)
+		atomic, n = *atomicp, len(items)
 		cmd := ledger.Command{Atomic: atomic, Requests: make([]ledger.Request, 0, n)}
-		for i, raw := range b.Transfers {
-			var t transferJSON
-			err := decodeStrict(raw, &t)
+		for i, raw := range items {
+			t, err := decodeTransfer(raw)
 			var req ledger.Request
 			if err == nil {
 				req, err = t.request()

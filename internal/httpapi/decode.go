@@ -43,6 +43,9 @@ func (a *amountJSON) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// holdJSON, transferJSON and batchJSON are also decoded by hand, by decodeTransfer and
+// decodeBatch (fastjson.go): a field added here must be added there too
+// (TestFastDecodersKnowEveryField fails until it is).
 type holdJSON struct {
 	TimeoutSeconds *int64 `json:"timeout_seconds"`
 }

@@ -99,8 +99,8 @@ func one(req ledger.Request) ledger.Command {
 
 func (s *Server) createTransfer(w http.ResponseWriter, r *http.Request) {
 	s.write(w, r, bodyMax, false, func(_ *http.Request, body []byte) (ledger.Command, error) {
-		var t transferJSON
-		if err := decodeStrict(body, &t); err != nil {
+		t, err := decodeTransfer(body) // decodeStrict's rules, without reflection (fastjson.go)
+		if err != nil {
 			return ledger.Command{}, err
 		}
 		req, err := t.request()

@@ -301,8 +301,14 @@ func TestHoldExpiry(t *testing.T) {
 	expired := func(id string) func() bool {
 		return func() bool { return s.transfer(t, id).Status == "expired" }
 	}
+	released := func(name string, want balance) func() bool {
+		return func() bool { return s.account(t, name).Balance == want }
+	}
 	eventually(t, 15*time.Second, "the hold to expire", expired(h.ID))
 	eventually(t, 15*time.Second, "the captured hold to expire", expired(captured.ID))
+	// A transfer's new status is visible a few microseconds before the balances and the
+	// journal head of the same commit: wait for the balances too.
+	eventually(t, 15*time.Second, "the holds' funds to be released", released("alice", balance{"970", "970", "0", "0"}))
 	if c := s.transfer(t, captured.ID); c.AmountPosted != "30" {
 		t.Errorf("an expired hold lost its capture: %+v", c)
 	}
@@ -318,8 +324,8 @@ func TestHoldExpiry(t *testing.T) {
 	survivor := s.hold(t, "alice", "bob", "10", 2)
 	s = s.restart(t)
 	eventually(t, 15*time.Second, "the hold to expire after a restart", expired(survivor.ID))
-	s.wantBalance(t, "alice", balance{"970", "970", "0", "0"})
-	s.wantBalance(t, "bob", balance{"30", "30", "0", "0"})
+	eventually(t, 15*time.Second, "the survivor's funds to be released", released("alice", balance{"970", "970", "0", "0"}))
+	eventually(t, 15*time.Second, "bob's pending credit to be released", released("bob", balance{"30", "30", "0", "0"}))
 	s.do(t, "POST", "/v1/transfers/"+survivor.ID+"/post", s.admin, nil).wantProblem(t, 409, "hold_expired")
 }
 

@@ -83,7 +83,9 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 		s.unstageAccounts(dirtyMark)
 		return fmt.Errorf("pebblestore: commit %d: %w", seq, err)
 	}
-	s.publishAccounts()
+	// What a batch wrote to Pebble is visible from here on; the head, then the accounts,
+	// follow within microseconds. A reader that sees an account's new balance therefore
+	// also sees the new head and every key of the batch.
 	if r := c.Record; r != nil {
 		s.sinceRecords++
 		s.sinceChanges += uint64(len(r.Changes))
@@ -93,6 +95,7 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 		}
 		s.head.Store(&journal.Head{Seq: r.Seq, Hash: r.Hash})
 	}
+	s.publishAccounts()
 	return nil
 }
 

@@ -83,9 +83,7 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 		s.unstageAccounts(dirtyMark)
 		return fmt.Errorf("pebblestore: commit %d: %w", seq, err)
 	}
-	// What a batch wrote to Pebble is visible from here on; the head, then the accounts,
-	// follow within microseconds. A reader that sees an account's new balance therefore
-	// also sees the new head and every key of the batch.
+	s.publishAccounts()
 	if r := c.Record; r != nil {
 		s.sinceRecords++
 		s.sinceChanges += uint64(len(r.Changes))
@@ -93,9 +91,10 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 		if ckpt != nil {
 			s.checkpointed(*ckpt)
 		}
+		// Published last: a reader that sees this head also sees the batch's accounts
+		// (and every key, visible since b.Commit returned).
 		s.head.Store(&journal.Head{Seq: r.Seq, Hash: r.Hash})
 	}
-	s.publishAccounts()
 	return nil
 }
 

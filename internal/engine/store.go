@@ -32,6 +32,7 @@ type Store interface {
 	// batch: a store may keep them in memory and persist them in checkpoints, as long as
 	// Load restores them exactly (replaying the journal after the checkpoint). c.Record.Seq is head+1 and
 	// c.Record.PrevHash the head's hash; the store checks this and refuses otherwise.
+	// With invariants enabled it also recomputes c.Record.Hash and refuses a mismatch.
 	Commit(ctx context.Context, c *journal.Commit) error
 
 	// Transfer returns the transfer as of its latest change, or ErrNotFound.

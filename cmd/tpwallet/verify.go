@@ -61,9 +61,39 @@ func verifyStore(ctx context.Context, st *pebblestore.Store, progress io.Writer)
 	v := journal.NewVerifier()
 	entries := map[string]uint64{} // entries each account should have
 	last := time.Now()
-	err = st.EachRecord(ctx, func(r *journal.Record) error {
-		if err := v.Add(r); err != nil {
-			return err
+	// Two stages on two cores: decoding and hashing each record (independent of the
+	// others) runs ahead of the replay, which must go in order.
+	type hashed struct {
+		r  *journal.Record
+		ok bool
+	}
+	records := make(chan hashed, 256)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(records)
+		readErr <- st.EachRecord(rctx, func(r *journal.Record) error {
+			select {
+			case records <- hashed{r: r, ok: journal.RecordHash(r) == r.Hash}:
+				return nil
+			case <-rctx.Done():
+				return rctx.Err()
+			}
+		})
+	}()
+	for h := range records {
+		r := h.r
+		if h.ok {
+			err = v.AddHashed(r)
+		} else {
+			err = v.Add(r) // reports the mismatch as the Verifier words it
+		}
+		if err != nil {
+			cancel()
+			for range records {
+			}
+			break
 		}
 		for i := range r.Changes {
 			for _, e := range journal.Entries(&r.Changes[i]) {
@@ -77,8 +107,10 @@ func verifyStore(ctx context.Context, st *pebblestore.Store, progress io.Writer)
 				r.Seq, head.Seq, 100*float64(r.Seq)/float64(max(head.Seq, 1)), s.TransfersCreated,
 				float64(s.TransfersCreated)/now.Sub(start).Seconds())
 		}
-		return nil
-	})
+	}
+	if rerr := <-readErr; err == nil && rerr != nil {
+		err = rerr
+	}
 	if !last.Equal(start) {
 		fmt.Fprintln(progress)
 	}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it and .ci/run calls it. Starts what the tests need.
+# FUZZTIME (default 5s) is how long each decoder fuzz target runs beyond its seed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,23 @@ unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 echo "== go test -race (whole-state invariants on)"
 go test -race -count=1 -timeout 20m ./...
+echo "== go test (production build: invariants off)"
+go test -count=1 -timeout 20m ./...
+echo "== model test, more operations"
+go test -count=1 -run 'TestModel' ./internal/ledger -ops 40000
+echo "== fuzz the decoders (${FUZZTIME:-5s} each)"
+fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=3s "$1" >/dev/null || {
+  echo "fuzz $2 failed; the failing input is in $1/testdata/fuzz/$2" >&2; exit 1; }; echo "ok $2"; }
+fuzz ./internal/ledger FuzzParseAmount
+fuzz ./internal/journal FuzzDecodeRecord
+fuzz ./internal/journal FuzzDecodeTransfer
+fuzz ./internal/journal FuzzDecodeAccount
+fuzz ./internal/journal FuzzDecodeEntry
+fuzz ./internal/store/pebblestore FuzzDecodeActivity
+fuzz ./internal/store/pebblestore FuzzDecodeIdempotency
+fuzz ./internal/store/pebblestore FuzzDecodeAPIKey
+fuzz ./internal/httpapi FuzzFastDecodeTransfer
+fuzz ./internal/httpapi FuzzFastDecodeBatch
+fuzz ./internal/httpapi FuzzDecodeTransferRequest
+fuzz ./internal/httpapi FuzzDecodeBatchRequest
+echo "== all tests passed"

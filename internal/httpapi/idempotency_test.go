@@ -280,3 +280,46 @@ func TestIdempotencyExpiry(t *testing.T) {
 	}
 	s.wantBalance(t, "alice", balance{"2", "2", "0", "0"})
 }
+
+// TestIdempotencyClientGone: a client that gives up on a request with an Idempotency-Key
+// while its batch is committing must not free the key: a retry stays in_flight until the
+// engine has answered, then replays. Money moves once.
+func TestIdempotencyClientGone(t *testing.T) {
+	s := newStack(t)
+	s.openAccount(t, "treasury", "USD", true)
+	s.openAccount(t, "alice", "USD", false)
+	body := `{"source":"treasury","destination":"alice","amount":"5"}`
+	key := hdr("Idempotency-Key", "gone")
+
+	entered, release := s.store.holdNextCommit()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", s.srv.URL+"/v1/transfers", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+s.admin)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "gone")
+	gone := make(chan error, 1)
+	go func() {
+		resp, err := s.http.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		gone <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(time.Minute):
+		release()
+		t.Fatal("the first request never reached the store's Commit")
+	}
+	cancel() // the client goes away while its write is being committed
+	if err := <-gone; err == nil {
+		t.Fatal("the cancelled request got an answer")
+	}
+	s.do(t, "POST", "/v1/transfers", s.admin, body, key).wantProblem(t, 409, "idempotency_in_flight")
+	release()
+	eventually(t, 15*time.Second, "the first write to be answered", func() bool {
+		r, err := s.send("POST", "/v1/transfers", s.admin, body, key)
+		return err == nil && r.Status == 201 && r.Header.Get("Idempotent-Replayed") == "true"
+	})
+	s.wantBalance(t, "alice", balance{"5", "5", "0", "0"})
+}

@@ -121,7 +121,17 @@ func (s *Service) Write(ctx context.Context, p *Principal, idem *IdemRequest, cm
 		sub.Idempotency = &engine.Idempotency{Scope: p.KeyID, Key: idem.Key,
 			RequestHash: idem.Hash, TTL: s.opts.IdempotencyTTL, Render: render}
 	}
-	reply, err := s.eng.Submit(ctx, sub)
+	submitCtx := ctx
+	if idem != nil {
+		// Once queued, an idempotent write is waited for even if the client goes away:
+		// releasing its key from the in-flight set before the engine answers would let a
+		// retry with the same key apply the write a second time.
+		if err := ctx.Err(); err != nil {
+			return Answer{}, err
+		}
+		submitCtx = context.WithoutCancel(ctx)
+	}
+	reply, err := s.eng.Submit(submitCtx, sub)
 	if err != nil {
 		return Answer{}, engineError(err)
 	}

@@ -2,17 +2,17 @@ package engine
 
 import (
 	"context"
-	"errors"
 
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/store"
 )
 
 // ErrNotFound is returned by Store reads for an id, key or record that does not exist.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = store.ErrNotFound
 
 // ErrBadCursor is returned by Store pages for a cursor the store did not make.
-var ErrBadCursor = errors.New("bad cursor")
+var ErrBadCursor = store.ErrBadCursor
 
 // Store is what the engine needs from durable storage, and what the service reads. The
 // engine is its only writer. If Commit fails, the engine stops taking writes: only a

@@ -59,7 +59,7 @@
 // to start otherwise; `tpwallet verify` checks the rest with EachRecord, EachAccount,
 // EachTransfer and EachActivity.
 //
-// pebblestore imports engine only for its sentinel errors (engine.ErrNotFound,
-// engine.ErrBadCursor), so that callers can test them with errors.Is; engine does not import
-// pebblestore, so there is no cycle.
+// pebblestore satisfies engine.Store without importing engine: its reads return the
+// sentinel errors of package store (store.ErrNotFound, store.ErrBadCursor), which engine
+// re-exports, so callers test them with errors.Is.
 package pebblestore

@@ -12,9 +12,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/store"
 )
 
 // PageLimitMax bounds every page; callers validate limits (api.md: 1–1000) and the store
@@ -24,7 +24,7 @@ const PageLimitMax = 1000
 func clampLimit(limit int) int { return min(max(limit, 1), PageLimitMax) }
 
 // Cursor kinds: a cursor is base64url(kind + the key to continue from), so that one list's
-// cursor is refused by another (engine.ErrBadCursor).
+// cursor is refused by another (store.ErrBadCursor).
 const (
 	cursorAccounts         = 'a'
 	cursorOwnerAccounts    = 'o'
@@ -43,20 +43,20 @@ func makeCursor(kind byte, key []byte) string {
 func parseCursor(cursor string, kind byte, prefix []byte, suffixLen int) ([]byte, error) {
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil || len(b) < 1 || b[0] != kind || !bytes.HasPrefix(b[1:], prefix) {
-		return nil, fmt.Errorf("pebblestore: cursor: %w", engine.ErrBadCursor)
+		return nil, fmt.Errorf("pebblestore: cursor: %w", store.ErrBadCursor)
 	}
 	key := b[1:]
 	if n := len(key) - len(prefix); n == 0 || suffixLen >= 0 && n != suffixLen {
-		return nil, fmt.Errorf("pebblestore: cursor: %w", engine.ErrBadCursor)
+		return nil, fmt.Errorf("pebblestore: cursor: %w", store.ErrBadCursor)
 	}
 	return key, nil
 }
 
 func notFound(what, id string) error {
-	return fmt.Errorf("pebblestore: %s %q: %w", what, id, engine.ErrNotFound)
+	return fmt.Errorf("pebblestore: %s %q: %w", what, id, store.ErrNotFound)
 }
 
-// Transfer returns the transfer as of its latest change, or engine.ErrNotFound.
+// Transfer returns the transfer as of its latest change, or store.ErrNotFound.
 func (s *Store) Transfer(_ context.Context, id string) (*ledger.Transfer, error) {
 	key := idKey(nil, prefixTransfer, id)
 	v, err := s.get(key)
@@ -73,7 +73,7 @@ func (s *Store) Transfer(_ context.Context, id string) (*ledger.Transfer, error)
 	return t, nil
 }
 
-// Account returns the account as of the latest commit, or engine.ErrNotFound. It reads
+// Account returns the account as of the latest commit, or store.ErrNotFound. It reads
 // memory (filled by Load, kept by Commit), not Pebble.
 func (s *Store) Account(_ context.Context, id string) (*ledger.Account, error) {
 	a := s.accounts.Load().account(id)
@@ -173,7 +173,7 @@ func nextCursor(more bool, kind byte, last []byte) string {
 }
 
 // Entries returns a page of account's entries (posted movements), newest first, or
-// engine.ErrNotFound if there is no such account.
+// store.ErrNotFound if there is no such account.
 func (s *Store) Entries(ctx context.Context, account, cursor string, limit int) ([]journal.Entry, string, error) {
 	var page []journal.Entry
 	next, err := s.activity(ctx, account, cursor, cursorEntries, limit,
@@ -201,7 +201,7 @@ func (s *Store) Transfers(ctx context.Context, account, cursor string, limit int
 			ids = append(ids, a.TransferID)
 			return nil
 		})
-	if errors.Is(err, engine.ErrNotFound) { // a filter that matches nothing
+	if errors.Is(err, store.ErrNotFound) { // a filter that matches nothing
 		return nil, "", nil
 	}
 	if err != nil {
@@ -228,7 +228,7 @@ func (s *Store) transfersByID(ctx context.Context, ids []string) ([]*ledger.Tran
 
 // activity pages account's x/ rows newest first, passing fn those that keep accepts (it is
 // given the raw value, which is at least two bytes); it refuses an unknown account with
-// engine.ErrNotFound.
+// store.ErrNotFound.
 func (s *Store) activity(ctx context.Context, account, cursor string, kind byte, limit int,
 	keep func(v []byte) bool, fn func(*Activity) error) (string, error) {
 	limit = clampLimit(limit)
@@ -305,7 +305,7 @@ func (s *Store) allTransfers(ctx context.Context, cursor string, limit int) ([]*
 	more, first := false, true
 	err := s.scan(ctx, prefix, end, true, func(k, v []byte) error {
 		if cursor != "" && first && !bytes.Equal(k, end[:len(end)-1]) {
-			return fmt.Errorf("cursor names no record: %w", engine.ErrBadCursor)
+			return fmt.Errorf("cursor names no record: %w", store.ErrBadCursor)
 		}
 		first = false
 		rec, err := journal.DecodeRecord(v)
@@ -338,7 +338,7 @@ func (s *Store) allTransfers(ctx context.Context, cursor string, limit int) ([]*
 }
 
 // BalanceAt returns account's posted balance just after its last activity at or before at
-// (Unix ns), zero if none, or engine.ErrNotFound if there is no such account. Every activity
+// (Unix ns), zero if none, or store.ErrNotFound if there is no such account. Every activity
 // row carries the balance after it, so one reverse seek answers.
 func (s *Store) BalanceAt(ctx context.Context, account string, at int64) (ledger.Balance, error) {
 	if s.accounts.Load().account(account) == nil {

@@ -8,16 +8,16 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/journal"
+	"github.com/tpwallet/tpwallet/internal/store"
 )
 
-// Idempotency returns the stored answer for (scope, key), or engine.ErrNotFound when there is
+// Idempotency returns the stored answer for (scope, key), or store.ErrNotFound when there is
 // none or it expired before now (Unix ns): an answer is good up to and including ExpiresAt.
 func (s *Store) Idempotency(_ context.Context, scope, key string, now int64) (*journal.Idempotency, error) {
 	v, err := s.get(pairKey(nil, prefixIdem, scope, key))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("pebblestore: idempotency key: %w", engine.ErrNotFound)
+		return nil, fmt.Errorf("pebblestore: idempotency key: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: idempotency key: %w", err)
@@ -27,7 +27,7 @@ func (s *Store) Idempotency(_ context.Context, scope, key string, now int64) (*j
 		return nil, fmt.Errorf("pebblestore: idempotency key: %w", err)
 	}
 	if ans.ExpiresAt < now {
-		return nil, fmt.Errorf("pebblestore: idempotency key: expired: %w", engine.ErrNotFound)
+		return nil, fmt.Errorf("pebblestore: idempotency key: expired: %w", store.ErrNotFound)
 	}
 	ans.Scope, ans.Key = scope, key
 	return &ans, nil
@@ -104,11 +104,11 @@ func (s *Store) APIKeys(ctx context.Context) ([]journal.APIKey, error) {
 }
 
 // APIKeyByHash returns the key whose secret hashes to h, revoked or not (callers check
-// Revoked), or engine.ErrNotFound.
+// Revoked), or store.ErrNotFound.
 func (s *Store) APIKeyByHash(_ context.Context, h journal.Hash) (*journal.APIKey, error) {
 	id, err := s.get(append([]byte{prefixKeyHash, '/'}, h[:]...))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("pebblestore: api key: %w", engine.ErrNotFound)
+		return nil, fmt.Errorf("pebblestore: api key: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: api key: %w", err)

@@ -1,0 +1,12 @@
+// Package store holds what every storage backend shares with the engine that owns it: the
+// errors its reads return. Backends live in subpackages named for their dependency
+// (pebblestore, and later pgstore); the interface they satisfy is engine.Store.
+package store
+
+import "errors"
+
+// ErrNotFound is returned by Store reads for an id, key or record that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrBadCursor is returned by Store pages for a cursor the store did not make.
+var ErrBadCursor = errors.New("bad cursor")

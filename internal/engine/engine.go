@@ -105,6 +105,9 @@ type Engine struct {
 	state *ledger.State // owned by the writer goroutine
 	head  journal.Head  // the latest record applied (maybe not yet durable); writer-owned
 
+	closeOnce sync.Once
+	closeErr  error
+
 	mu       sync.RWMutex // guards closed and sending on requests
 	closed   bool
 	requests chan *call
@@ -220,7 +223,8 @@ func (e *Engine) Close() error {
 	}
 	e.mu.Unlock()
 	<-e.done
-	return e.store.Close()
+	e.closeOnce.Do(func() { e.closeErr = e.store.Close() })
+	return e.closeErr
 }
 
 // run is the writer: it takes whatever is queued, with no timer, up to the batch bound,

@@ -371,3 +371,16 @@ func TestCloseAnswersQueued(t *testing.T) {
 		t.Fatalf("b: got %s, want %d (every acknowledged transfer, no other)", b, ok.Load())
 	}
 }
+
+func TestCloseTwice(t *testing.T) {
+	e := openEngine(t, openStore(t, t.TempDir()), engine.Options{})
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("second Close: got %v, want nil", err)
+	}
+	if _, err := e.Submit(context.Background(), &engine.Submission{}); !errors.Is(err, engine.ErrStopped) {
+		t.Fatalf("Submit after Close: got %v, want ErrStopped", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -57,10 +58,10 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startServe(t *testing.T, dataDir string) *proc {
+func startServe(t *testing.T, dataDir string, args ...string) *proc {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(binPath, "serve", "--addr", addr, "--data", dataDir)
+	cmd := exec.Command(binPath, append([]string{"serve", "--addr", addr, "--data", dataDir}, args...)...)
 	cmd.Env = append(os.Environ(), "TPWALLET_ADMIN_KEY="+adminKey)
 	p := &proc{cmd: cmd, base: "http://" + addr, out: new(bytes.Buffer), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -423,4 +424,33 @@ func TestGracefulShutdown(t *testing.T) {
 		p.mustCall(t, "GET", "/v1/transfers/"+id, nil, nil, 200)
 	}
 	t.Logf("%d acknowledged transfers durable after a graceful shutdown", len(acked))
+}
+
+// TestNoSecretsInLogs runs serve at debug level (every request logged) through account,
+// transfer, API key and error paths, and checks the log holds no key and no personal data.
+func TestNoSecretsInLogs(t *testing.T) {
+	p := startServe(t, t.TempDir(), "--log-level", "debug", "--log-format", "json")
+	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "t", "asset": "USD", "allow_negative": true}, nil, 201)
+	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "jane", "owner": "user:jane-doe-owner",
+		"asset": "USD", "metadata": map[string]string{"email": "jane@example.com"}}, nil, 201)
+	p.mustCall(t, "POST", "/v1/transfers", map[string]any{"source": "t", "destination": "jane", "amount": "5",
+		"reference": "invoice-secret-ref", "metadata": map[string]string{"iban": "DE89370400440532013000"}}, nil, 201)
+	var key struct {
+		Key string `json:"key"`
+	}
+	p.mustCall(t, "POST", "/v1/api-keys", map[string]any{"name": "svc", "scopes": []string{"read"}}, &key, 201)
+	p.mustCall(t, "POST", "/v1/transfers", map[string]any{"source": "jane", "destination": "t", "amount": "999",
+		"metadata": map[string]string{"iban": "DE89370400440532013000"}}, nil, 422)
+	p.mustCall(t, "GET", "/v1/accounts?owner=user:jane-doe-owner", nil, nil, 200)
+	p.stop(t)
+	log := p.out.String()
+	if !strings.Contains(log, `"request_id"`) {
+		t.Fatalf("debug log has no request lines:\n%s", log)
+	}
+	for _, secret := range []string{adminKey, key.Key, "jane-doe-owner", "jane@example.com",
+		"DE89370400440532013000", "invoice-secret-ref"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the log contains %q", secret)
+		}
+	}
 }

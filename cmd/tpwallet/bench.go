@@ -65,8 +65,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.Clients, "clients", envInt("TPWALLET_BENCH_CLIENTS", 32), "concurrent clients (env TPWALLET_BENCH_CLIENTS)")
 	fs.DurationVar(&c.Duration, "duration", envDuration("TPWALLET_BENCH_DURATION", 10*time.Second), "how long to run (env TPWALLET_BENCH_DURATION)")
 	fs.IntVar(&c.BatchSize, "batch-size", envInt("TPWALLET_BENCH_BATCH_SIZE", 1000), "transfers per request of the batch workload (env TPWALLET_BENCH_BATCH_SIZE)")
-	fs.BoolVar(&c.JSON, "json", false, "print one JSON object instead of the table")
-	fs.StringVar(&c.Profile, "cpuprofile", "", "write a CPU profile of the run (load generator and in-process server) to this file")
+	fs.BoolVar(&c.JSON, "json", envBool("TPWALLET_BENCH_JSON"), "print one JSON object instead of the table (env TPWALLET_BENCH_JSON)")
+	fs.StringVar(&c.Profile, "cpuprofile", envOr("TPWALLET_BENCH_CPUPROFILE", ""), "write a CPU profile of the run (load generator and in-process server) to this file (env TPWALLET_BENCH_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

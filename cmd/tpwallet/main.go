@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 )
 
@@ -76,6 +77,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // errUsage is returned after a flag error has been printed.
 var errUsage = errors.New("usage")
+
+// envBool reads a boolean environment variable: 1, t, true (any case) are true.
+func envBool(name string) bool {
+	v, err := strconv.ParseBool(os.Getenv(name))
+	return err == nil && v
+}
 
 // envOr returns the environment variable name, or def when it is unset or empty.
 func envOr(name, def string) string {

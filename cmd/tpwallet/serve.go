@@ -70,6 +70,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	var c serveConfig
 	c.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage of tpwallet serve (flag > environment > default):")
+		fs.PrintDefaults()
+		fmt.Fprintln(fs.Output(), "  TPWALLET_ADMIN_KEY (environment only)\n    \tmade an admin API key at start; without it a fresh data directory gets a generated one, printed once")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

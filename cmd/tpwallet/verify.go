@@ -19,7 +19,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("tpwallet verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", envOr("TPWALLET_DATA", "data"), "Pebble data directory (env TPWALLET_DATA)")
-	quiet := fs.Bool("quiet", false, "no progress line")
+	quiet := fs.Bool("quiet", envBool("TPWALLET_VERIFY_QUIET"), "no progress line (env TPWALLET_VERIFY_QUIET)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -3,6 +3,7 @@ package ledger
 import (
 	"maps"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits checked at the edge and asserted here (api.md).
@@ -224,6 +225,9 @@ func CheckMetadata(m map[string]string) string {
 		}
 		if len(v) > MetadataValLenMax {
 			return "metadata values must be at most 512 bytes"
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return "metadata must be valid UTF-8"
 		}
 	}
 	return ""

@@ -1550,3 +1550,33 @@ func TestRememberForget(t *testing.T) {
 		f.st.Remember(f.transfer("pending"))
 	}()
 }
+
+// TestInvalidUTF8 checks text that is not UTF-8 is refused: the journal hashes text as JSON,
+// where every invalid byte would read as U+FFFD and two different values could hash alike.
+func TestInvalidUTF8(t *testing.T) {
+	st := ledger.NewState()
+	bad := "caf\xe9"
+	cases := []ledger.Request{
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "a", Asset: "USD", Owner: bad}},
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "b", Asset: "USD", Metadata: map[string]string{"k": bad}}},
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "c", Asset: "USD", Metadata: map[string]string{bad: "v"}}},
+	}
+	for i, r := range cases {
+		b := st.Apply(int64(1000+i), []ledger.Command{{Requests: []ledger.Request{r}}})
+		if got := b.Results[0][0].Code; got != ledger.CodeInvalidRequest || len(b.Changes) != 0 {
+			t.Errorf("case %d: got %s with %d changes, want invalid_request and none", i, got, len(b.Changes))
+		}
+	}
+	b := st.Apply(2000, []ledger.Command{{Requests: []ledger.Request{
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "x", Asset: "USD", AllowNegative: true}},
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "y", Asset: "USD"}},
+	}}})
+	if b.Results[0][1].Code != ledger.CodeOK {
+		t.Fatal(b.Results[0][1].Code)
+	}
+	b = st.Apply(3000, []ledger.Command{{Requests: []ledger.Request{{Op: ledger.OpTransfer, Transfer: ledger.TransferRequest{
+		Source: "x", Destination: "y", Amount: ledger.AmountFromUint64(1), Reference: bad}}}}})
+	if got := b.Results[0][0].Code; got != ledger.CodeInvalidRequest || len(b.Changes) != 0 {
+		t.Errorf("transfer with a non-UTF-8 reference: got %s, want invalid_request", got)
+	}
+}

@@ -226,11 +226,18 @@ func CheckMetadata(m map[string]string) string {
 		if len(v) > MetadataValLenMax {
 			return "metadata values must be at most 512 bytes"
 		}
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return "metadata must be valid UTF-8"
+		if !ValidText(k) || !ValidText(v) {
+			return "metadata must be valid UTF-8 without NUL characters"
 		}
 	}
 	return ""
+}
+
+// ValidText reports whether s is valid UTF-8 without NUL: the journal hashes text as JSON
+// (where invalid bytes would all read as U+FFFD) and stores keep it in keys and columns
+// (where NUL separates parts, and PostgreSQL text cannot hold it).
+func ValidText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 func validAccountKind(k AccountKind) bool {

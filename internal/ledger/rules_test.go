@@ -1560,6 +1560,8 @@ func TestInvalidUTF8(t *testing.T) {
 		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "a", Asset: "USD", Owner: bad}},
 		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "b", Asset: "USD", Metadata: map[string]string{"k": bad}}},
 		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "c", Asset: "USD", Metadata: map[string]string{bad: "v"}}},
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "d", Asset: "USD", Owner: "user:\x00x"}},
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "e", Asset: "USD", Metadata: map[string]string{"k": "a\x00"}}},
 	}
 	for i, r := range cases {
 		b := st.Apply(int64(1000+i), []ledger.Command{{Requests: []ledger.Request{r}}})

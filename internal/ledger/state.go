@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 )
 
 // State is the in-memory ledger one writer owns: assets, accounts with their balances, and
@@ -276,9 +275,8 @@ func (s *State) validateTransfer(r *TransferRequest) Result {
 		return reject(CodeInvalidRequest, "unknown transfer kind")
 	case len(r.Reference) > ReferenceLenMax:
 		return reject(CodeInvalidRequest, "reference is longer than 256 bytes")
-	case !utf8.ValidString(r.Reference):
-		// The journal hashes text as JSON, where invalid bytes would all read as U+FFFD.
-		return reject(CodeInvalidRequest, "reference must be valid UTF-8")
+	case !ValidText(r.Reference):
+		return reject(CodeInvalidRequest, "reference must be valid UTF-8 without NUL characters")
 	case r.HoldTimeout > HoldTimeoutMax:
 		return reject(CodeInvalidRequest, "hold timeout_seconds is above ten years")
 	}
@@ -553,8 +551,8 @@ func (s *State) createAccount(r *AccountRequest) Result {
 		return reject(CodeInvalidRequest, "unknown account kind")
 	case len(r.Owner) > OwnerLenMax:
 		return reject(CodeInvalidRequest, "owner is longer than 256 bytes")
-	case !utf8.ValidString(r.Owner):
-		return reject(CodeInvalidRequest, "owner must be valid UTF-8")
+	case !ValidText(r.Owner):
+		return reject(CodeInvalidRequest, "owner must be valid UTF-8 without NUL characters")
 	}
 	if why := CheckMetadata(r.Metadata); why != "" {
 		return reject(CodeInvalidRequest, why)

@@ -148,8 +148,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, name string, scopes []string
 			return APIKey{}, ledger.Errorf(ledger.CodeInvalidRequest, "unknown scope %q: use read, write or admin", sc)
 		}
 	}
-	if len(name) > 256 {
-		return APIKey{}, ledger.Errorf(ledger.CodeInvalidRequest, "name is longer than 256 bytes")
+	if len(name) > 256 || !ledger.ValidText(name) {
+		return APIKey{}, ledger.Errorf(ledger.CodeInvalidRequest, "name must be at most 256 bytes of UTF-8 without NUL characters")
 	}
 	return s.storeKey(ctx, name, slices.Clone(scopes), NewSecret())
 }

@@ -332,28 +332,6 @@ func (quiet) Infof(string, ...any)         {}
 func (quiet) Errorf(string, ...any)        {}
 func (quiet) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
 
-// TestOwnerWithSeparator checks that an owner is not listed with the accounts of an owner
-// that extends its name with the key separator 0x00 (the ledger does not forbid it).
-func TestOwnerWithSeparator(t *testing.T) {
-	s, st, head := mustOpen(t, t.TempDir())
-	open := func(id, owner string) ledger.Command {
-		return ledger.Command{Requests: []ledger.Request{{Op: ledger.OpCreateAccount,
-			Account: ledger.AccountRequest{ID: id, Owner: owner, Asset: "USD"}}}}
-	}
-	commitBatches(t, s, st, head, 1e18, []ledger.Command{open("a1", "user:a"), open("a2", "user:a\x00b"),
-		open("a3", "user:a\x00"), open("a4", "user:a")})
-	for owner, want := range map[string]string{"user:a": "a1 a4", "user:a\x00b": "a2", "user:a\x00": "a3"} {
-		page, next, err := s.Accounts(t.Context(), owner, "", 10)
-		var ids []string
-		for _, a := range page {
-			ids = append(ids, a.ID)
-		}
-		if got := strings.Join(ids, " "); err != nil || got != want || next != "" {
-			t.Errorf("Accounts(%q): got %q, next %q (%v), want %q", owner, got, next, err, want)
-		}
-	}
-}
-
 func TestCommitBeforeLoadAndCloseTwice(t *testing.T) {
 	s, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
 	if err != nil {

@@ -1,0 +1,202 @@
+// Package pgstore is the PostgreSQL engine.Store: one database (per shard), one database
+// transaction per Commit, committed with synchronous_commit on.
+//
+// # Schema
+//
+// The schema is plain tables an analyst can query (migrations/0001_init.sql documents every
+// column): head (one row: the newest record), journal, assets, accounts, transfers,
+// activity (and the view entries), pending, idempotency and api_keys. Amounts are
+// NUMERIC(39,0), signed balances NUMERIC(40,0), times Unix ns (bigint), ids text COLLATE "C".
+// accounts, transfers and journal also keep the exact binary encoding (column record) that
+// the store reads back, written in the same statement as the plain columns.
+//
+// Open applies the embedded migrations (migrations/NNNN_*.sql) in order, recording each in
+// schema_version, and refuses a database whose schema is newer than this build knows.
+//
+// # Commit
+//
+// Commit is one transaction: it locks the head row (SELECT ... FOR UPDATE), checks that the
+// record's seq is head+1 and its prev_hash the head's hash, then sends every write as one
+// pgx batch of set-based statements (INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT),
+// a fixed number of statements whatever the size of the batch, and commits. Accounts are
+// upserted as they are after the batch, in the same transaction: there are no checkpoints
+// and Load replays nothing.
+//
+// # Load
+//
+// Load checks the head: the journal row it names must decode, say its seq, hash to its hash
+// (journal.RecordHash) and link to the record before it; otherwise it returns a
+// *journal.CorruptionError. It then reads assets, accounts, and the pending holds.
+//
+// Reads return the sentinel errors of package store (store.ErrNotFound, store.ErrBadCursor).
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Logger receives the store's lifecycle messages (default: discard).
+	Logger *slog.Logger
+	// MaxConns bounds the connection pool (default: pgxpool's default).
+	MaxConns int32
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Store is an engine.Store on PostgreSQL. Reads are safe for concurrent use with each other
+// and with Commit; Commit has one caller at a time (the engine's writer).
+type Store struct {
+	pool *pgxpool.Pool
+	opts Options
+
+	mu     sync.Mutex // serialises Commit and Load
+	loaded bool
+
+	closeOnce sync.Once
+}
+
+// SchemaVersionError is returned by Open for a database whose schema is newer than this
+// build's.
+type SchemaVersionError struct {
+	Database, Build int
+}
+
+func (e *SchemaVersionError) Error() string {
+	return fmt.Sprintf("pgstore: database schema version %d is newer than this build's %d: upgrade tpwallet",
+		e.Database, e.Build)
+}
+
+// Open connects to the database dsn names and applies the schema migrations it lacks.
+func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
+	o.ensureDefaults()
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: dsn: %w", err)
+	}
+	// Every commit waits for the WAL to be flushed: a Commit that returned is durable.
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: connect: %w", err)
+	}
+	s := &Store{pool: pool, opts: o}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	s.closeOnce.Do(s.pool.Close)
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	ents, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range ents {
+		n, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(n)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("pgstore: migration %s: name is not NNNN_name.sql", e.Name())
+		}
+		b, err := migrations.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("pgstore: migration %s: versions must be 1, 2, ... without gaps", m.name)
+		}
+	}
+	return ms, nil
+}
+
+// migrationLock is the advisory lock key that serialises migrations of one database.
+const migrationLock = 0x7470_7761_6c6c_6574 // "tpwallet"
+
+// migrate applies the migrations the database lacks, each in its own transaction, under an
+// advisory lock.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: connect: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
+		return fmt.Errorf("pgstore: migrate: lock: %w", err)
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
+	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+		version integer PRIMARY KEY,
+		name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`)
+	if err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	var cur int
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&cur); err != nil {
+		return fmt.Errorf("pgstore: migrate: read schema version: %w", err)
+	}
+	if cur > len(ms) {
+		return &SchemaVersionError{Database: cur, Build: len(ms)}
+	}
+	for _, m := range ms[cur:] {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES ($1, $2)`, m.version, m.name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("pgstore: migration %s: %w", m.name, err)
+		}
+		s.opts.Logger.Info("pgstore migrated", "version", m.version, "name", m.name)
+	}
+	return nil
+}
+
+var errNotLoaded = errors.New("commit before a successful load")

@@ -1,0 +1,140 @@
+package pgstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tpwallet/tpwallet/internal/engine"
+	"github.com/tpwallet/tpwallet/internal/journal"
+	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/store/pgstore"
+	"github.com/tpwallet/tpwallet/internal/store/storetest"
+)
+
+var _ engine.Store = (*pgstore.Store)(nil)
+
+// adminDSN is the server the tests use; TPWALLET_TEST_PG overrides it.
+func adminDSN() string {
+	if d := os.Getenv("TPWALLET_TEST_PG"); d != "" {
+		return d
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// newDatabase creates a database of its own for t and drops it when t ends. It fails t,
+// never skips, when PostgreSQL is unreachable.
+func newDatabase(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, adminDSN())
+	if err != nil {
+		t.Fatalf("PostgreSQL unreachable (%s): %v", adminDSN(), err)
+	}
+	defer admin.Close(ctx)
+	name := "tpwallet_test_" + hex.EncodeToString(func() []byte { b := make([]byte, 8); rand.Read(b); return b }())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, adminDSN())
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(adminDSN())
+	if err != nil {
+		t.Fatalf("TPWALLET_TEST_PG must be a postgres:// URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Opener {
+		dsn := newDatabase(t)
+		return func() (engine.Store, error) {
+			return pgstore.Open(context.Background(), dsn, pgstore.Options{})
+		}
+	})
+}
+
+// TestSchemaVersion checks that Open applies the migrations once, and refuses a database
+// whose schema is newer than this build's.
+func TestSchemaVersion(t *testing.T) {
+	ctx := context.Background()
+	dsn := newDatabase(t)
+	for range 2 { // the second Open finds the schema in place
+		s, err := pgstore.Open(ctx, dsn, pgstore.Options{})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		s.Close()
+	}
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES (99, '0099_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pgstore.Open(ctx, dsn, pgstore.Options{})
+	var v *pgstore.SchemaVersionError
+	if !errors.As(err, &v) || v.Database != 99 {
+		t.Fatalf("Open of a newer schema: got %v, want a SchemaVersionError naming 99", err)
+	}
+}
+
+// TestLoadRefusesCorruptHead checks that Load refuses a head record that does not hash to
+// its hash.
+func TestLoadRefusesCorruptHead(t *testing.T) {
+	ctx := context.Background()
+	dsn := newDatabase(t)
+	s, err := pgstore.Open(ctx, dsn, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, head, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.Apply(1_767_225_600e9, []ledger.Command{{Requests: []ledger.Request{{Op: ledger.OpCreateAccount,
+		Account: ledger.AccountRequest{ID: "alice", Owner: "user:alice", Asset: "USD"}}}}})
+	r := &journal.Record{Seq: head.Seq + 1, PrevHash: head.Hash, Timestamp: b.Time, Changes: b.Changes}
+	journal.Seal(r)
+	if err := s.Commit(ctx, &journal.Commit{Record: r, Accounts: b.Touched}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	// The analyst's view: plain columns.
+	var owner, posted string
+	if err := c.QueryRow(ctx, `SELECT owner, posted::text FROM accounts WHERE id = 'alice'`).Scan(&owner, &posted); err != nil ||
+		owner != "user:alice" || posted != "0" {
+		t.Errorf("accounts row: owner %q posted %q (%v)", owner, posted, err)
+	}
+	if _, err := c.Exec(ctx, `UPDATE journal SET record = set_byte(record, length(record) - 1,
+		get_byte(record, length(record) - 1) # 1) WHERE seq = 1`); err != nil {
+		t.Fatal(err)
+	}
+	var ce *journal.CorruptionError
+	if _, _, err := s.Load(ctx); !errors.As(err, &ce) || ce.Seq != 1 {
+		t.Fatalf("Load of a corrupt head record: got %v, want a CorruptionError naming record 1", err)
+	}
+}

@@ -133,7 +133,7 @@ func startInProcess(ctx context.Context) (stop func(), url, key string, err erro
 		return nil, "", "", err
 	}
 	log := slog.New(slog.DiscardHandler)
-	app, err := openApp(ctx, dir, 24*time.Hour, log)
+	app, err := openApp(ctx, "", dir, 24*time.Hour, log)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", "", err

@@ -1,0 +1,79 @@
+package main_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const pgAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// freshDatabase creates an empty database on the local PostgreSQL and drops it after the
+// test. Without PostgreSQL the test fails: scripts/services.sh starts it.
+func freshDatabase(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pgAdminURL)
+	if err != nil {
+		t.Fatalf("PostgreSQL at 127.0.0.1:5432 (scripts/services.sh starts it): %v", err)
+	}
+	defer admin.Close(ctx)
+	var b [6]byte
+	rand.Read(b[:])
+	name := "tpwallet_serve_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), pgAdminURL)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Error(err)
+		}
+	})
+	return "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable"
+}
+
+// TestServePostgres runs serve on PostgreSQL (--store): transfers and a hold survive a
+// restart, and the balances are plain rows an analyst can query.
+func TestServePostgres(t *testing.T) {
+	url := freshDatabase(t)
+	p := startServe(t, t.TempDir(), "--store", url)
+	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "bank", "asset": "USD", "allow_negative": true}, nil, 201)
+	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "alice", "asset": "USD"}, nil, 201)
+	p.mustCall(t, "POST", "/v1/transfers", map[string]any{"id": "t1", "source": "bank", "destination": "alice", "amount": "1000"}, nil, 201)
+	p.mustCall(t, "POST", "/v1/transfers", map[string]any{"id": "h1", "source": "alice", "destination": "bank", "amount": "300",
+		"hold": map[string]any{"timeout_seconds": 0}}, nil, 201)
+	p.stop(t)
+
+	p = startServe(t, t.TempDir(), "--store", url)
+	var a accountOut
+	p.mustCall(t, "GET", "/v1/accounts/alice", nil, &a, 200)
+	if a.Balance.Posted != "1000" || a.Balance.Available != "700" {
+		t.Fatalf("alice after restart: got %+v, want posted 1000, available 700", a.Balance)
+	}
+	p.mustCall(t, "POST", "/v1/transfers/h1/post", nil, nil, 200)
+	p.mustCall(t, "POST", "/v1/transfers", map[string]any{"id": "t1", "source": "bank", "destination": "alice", "amount": "1000"}, nil, 200)
+	p.stop(t)
+
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var posted string
+	if err := c.QueryRow(ctx, "SELECT (credits_posted - debits_posted)::text FROM accounts WHERE id = 'alice'").Scan(&posted); err != nil {
+		t.Fatal(err)
+	}
+	if posted != "700" {
+		t.Fatalf("alice's posted balance in SQL: got %s, want 700", posted)
+	}
+}

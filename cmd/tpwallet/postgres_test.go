@@ -4,9 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tpwallet/tpwallet/internal/journal"
+	"github.com/tpwallet/tpwallet/internal/ledger"
 )
 
 const pgAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -63,6 +68,11 @@ func TestServePostgres(t *testing.T) {
 	p.mustCall(t, "POST", "/v1/transfers", map[string]any{"id": "t1", "source": "bank", "destination": "alice", "amount": "1000"}, nil, 200)
 	p.stop(t)
 
+	out, err := exec.Command(binPath, "verify", "--store", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok: ") {
+		t.Fatalf("tpwallet verify --store: %v\n%s", err, out)
+	}
+
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -75,5 +85,40 @@ func TestServePostgres(t *testing.T) {
 	}
 	if posted != "700" {
 		t.Fatalf("alice's posted balance in SQL: got %s, want 700", posted)
+	}
+}
+
+// TestVerifyPostgresFindsTampering changes a balance row behind the ledger's back: verify
+// --store must fail and name the account.
+func TestVerifyPostgresFindsTampering(t *testing.T) {
+	url := freshDatabase(t)
+	p := startServe(t, t.TempDir(), "--store", url)
+	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "bank", "asset": "USD", "allow_negative": true}, nil, 201)
+	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "alice", "asset": "USD"}, nil, 201)
+	p.mustCall(t, "POST", "/v1/transfers", map[string]any{"source": "bank", "destination": "alice", "amount": "10"}, nil, 201)
+	p.stop(t)
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	// Rewrite alice's stored record with a larger credit, as a tamperer with SQL access could.
+	var raw []byte
+	if err := c.QueryRow(ctx, "SELECT record FROM accounts WHERE id = 'alice'").Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	a, err := journal.DecodeAccount(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.CreditsPosted = ledger.AmountFromUint64(1_000_000)
+	if _, err := c.Exec(ctx, "UPDATE accounts SET record = $1, credits_posted = 1000000 WHERE id = 'alice'",
+		journal.AppendAccount(nil, a)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binPath, "verify", "--store", url).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "alice") {
+		t.Fatalf("verify of a tampered balance: got %v, want a failure naming alice\n%s", err, out)
 	}
 }

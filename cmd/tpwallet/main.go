@@ -21,6 +21,7 @@ Usage:
   tpwallet serve  [flags]   run the HTTP API on the embedded Pebble store
   tpwallet verify [flags]   replay the journal, check every hash and rebuild every balance
   tpwallet bench  [flags]   load-test a server (in-process by default)
+  tpwallet migrate [flags]  bring a PostgreSQL store's schema up to this build's
   tpwallet version          print the version
 
 Run "tpwallet <command> -h" for a command's flags. Every flag also reads a TPWALLET_*
@@ -55,6 +56,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = runBench(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "tpwallet", version)
 	case "help", "-h", "-help", "--help":

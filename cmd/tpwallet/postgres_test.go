@@ -122,3 +122,26 @@ func TestVerifyPostgresFindsTampering(t *testing.T) {
 		t.Fatalf("verify of a tampered balance: got %v, want a failure naming alice\n%s", err, out)
 	}
 }
+
+func TestMigrate(t *testing.T) {
+	url := freshDatabase(t)
+	for i := 0; i < 2; i++ { // a second run finds nothing to do
+		out, err := exec.Command(binPath, "migrate", "--store", url).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "schema at version 1") {
+			t.Fatalf("migrate run %d: %v\n%s", i+1, err, out)
+		}
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES (99, '0099_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binPath, "migrate", "--store", url).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "99") {
+		t.Fatalf("migrate of a newer schema: got %v, want a refusal naming version 99\n%s", err, out)
+	}
+}

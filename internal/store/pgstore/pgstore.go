@@ -200,3 +200,12 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 var errNotLoaded = errors.New("commit before a successful load")
+
+// SchemaVersion returns the version of the newest migration applied to the database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("pgstore: read schema version: %w", err)
+	}
+	return v, nil
+}

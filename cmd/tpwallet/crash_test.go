@@ -181,7 +181,12 @@ type accountOut struct {
 // balances equal the transfers and sum to zero. It ends with `tpwallet verify`.
 func TestCrashRecovery(t *testing.T) {
 	dataDir := t.TempDir()
-	p := startServe(t, dataDir)
+	crashRecovery(t, dataDir, []string{"--data", dataDir})
+}
+
+// crashRecovery is TestCrashRecovery on the store storeArgs name (for serve and verify).
+func crashRecovery(t *testing.T, dataDir string, storeArgs []string) {
+	p := startServe(t, dataDir, storeArgs...)
 	const users = 40
 	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "treasury", "asset": "USD",
 		"kind": "system", "allow_negative": true}, nil, 201)
@@ -244,7 +249,7 @@ func TestCrashRecovery(t *testing.T) {
 			}(w)
 		}
 		wg.Wait()
-		p = startServe(t, dataDir)
+		p = startServe(t, dataDir, storeArgs...)
 		checkAcked(t, p, all, &mu)
 		// Retry every transfer whose outcome the client did not learn: exactly once either way.
 		mu.Lock()
@@ -263,7 +268,7 @@ func TestCrashRecovery(t *testing.T) {
 		checkLedger(t, p, users)
 	}
 	p.stop(t)
-	out, err := exec.Command(binPath, "verify", "--data", dataDir).CombinedOutput()
+	out, err := exec.Command(binPath, append([]string{"verify"}, storeArgs...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("tpwallet verify: %v\n%s", err, out)
 	}

@@ -145,3 +145,11 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("migrate of a newer schema: got %v, want a refusal naming version 99\n%s", err, out)
 	}
 }
+
+// TestCrashRecoveryPostgres is the SIGKILL crash test on the PostgreSQL store: every
+// acknowledged transfer present exactly once after each restart, balances consistent,
+// verify --store passes.
+func TestCrashRecoveryPostgres(t *testing.T) {
+	url := freshDatabase(t)
+	crashRecovery(t, t.TempDir(), []string{"--store", url})
+}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 )
@@ -24,11 +23,11 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage
 	}
 	switch {
-	case *storeURL == "" || *storeURL == "pebble":
+	case isPebble(*storeURL):
 		fmt.Fprintln(stdout, "the embedded Pebble store needs no migrations: serve checks its format at start")
 		return nil
-	case !strings.HasPrefix(*storeURL, "postgres://") && !strings.HasPrefix(*storeURL, "postgresql://"):
-		return errors.New("migrate: --store must be a postgres:// URL")
+	case !isPostgres(*storeURL):
+		return fmt.Errorf("migrate: %w", errStoreURL)
 	}
 	st, err := pgstore.Open(ctx, *storeURL, pgstore.Options{})
 	if err != nil {

@@ -17,8 +17,6 @@ import (
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
 	"github.com/tpwallet/tpwallet/internal/service"
-	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
-	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 )
 
 // serveConfig is what `tpwallet serve` reads from flags and TPWALLET_* variables.
@@ -35,7 +33,7 @@ type serveConfig struct {
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", envOr("TPWALLET_ADDR", "127.0.0.1:8080"), "listen address (env TPWALLET_ADDR)")
 	fs.StringVar(&c.DataDir, "data", envOr("TPWALLET_DATA", "data"), "Pebble data directory (env TPWALLET_DATA)")
-	fs.StringVar(&c.Store, "store", envOr("TPWALLET_STORE", ""), "storage: empty for embedded Pebble in --data, or a postgres:// URL (env TPWALLET_STORE; put passwords in the environment or ~/.pgpass, not on the command line)")
+	fs.StringVar(&c.Store, "store", envOr("TPWALLET_STORE", ""), storeFlagHelp)
 	fs.StringVar(&c.LogFormat, "log-format", envOr("TPWALLET_LOG_FORMAT", "text"), "log format: json or text (env TPWALLET_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("TPWALLET_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env TPWALLET_LOG_LEVEL)")
 	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", envDuration("TPWALLET_IDEMPOTENCY_TTL", 7*24*time.Hour),
@@ -156,33 +154,6 @@ func openApp(ctx context.Context, storeURL, dir string, ttl time.Duration, log *
 		return nil, err
 	}
 	return &app{eng: eng, svc: svc}, nil
-}
-
-// openStore opens Pebble in dir, or PostgreSQL when storeURL is a postgres:// URL.
-func openStore(ctx context.Context, storeURL, dir string, log *slog.Logger) (engine.Store, error) {
-	switch {
-	case storeURL == "" || storeURL == "pebble":
-		st, err := pebblestore.Open(dir, pebblestore.Options{Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("open data directory %s: %w", dir, err)
-		}
-		return st, nil
-	case strings.HasPrefix(storeURL, "postgres://") || strings.HasPrefix(storeURL, "postgresql://"):
-		st, err := pgstore.Open(ctx, storeURL, pgstore.Options{Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
-		}
-		return st, nil
-	}
-	return nil, fmt.Errorf("--store must be empty (Pebble) or a postgres:// URL")
-}
-
-// storeName names the store in messages without the URL, which may hold a password.
-func storeName(storeURL, dir string) string {
-	if storeURL == "" || storeURL == "pebble" {
-		return "data directory " + dir
-	}
-	return "PostgreSQL store"
 }
 
 func (a *app) close() error {

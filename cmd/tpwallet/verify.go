@@ -12,15 +12,13 @@ import (
 
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
-	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
-	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 )
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tpwallet verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", envOr("TPWALLET_DATA", "data"), "Pebble data directory (env TPWALLET_DATA)")
-	storeURL := fs.String("store", envOr("TPWALLET_STORE", ""), "empty for Pebble in --data, or a postgres:// URL (env TPWALLET_STORE)")
+	storeURL := fs.String("store", envOr("TPWALLET_STORE", ""), storeFlagHelp)
 	quiet := fs.Bool("quiet", envBool("TPWALLET_VERIFY_QUIET"), "no progress line (env TPWALLET_VERIFY_QUIET)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -28,9 +26,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return errUsage
 	}
-	st, err := openVerifiable(ctx, *storeURL, *dataDir)
+	st, err := openStore(ctx, *storeURL, *dataDir, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("verify: %w", err)
 	}
 	defer st.Close()
 	progress := stderr
@@ -45,40 +43,6 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// verifiable is what verify reads: the reads every store has, plus walks over everything.
-type verifiable interface {
-	Head(ctx context.Context) (journal.Head, error)
-	Transfer(ctx context.Context, id string) (*ledger.Transfer, error)
-	EachRecord(ctx context.Context, fn func(*journal.Record) error) error
-	EachAccount(ctx context.Context, fn func(*ledger.Account) error) error
-	EachPending(ctx context.Context, fn func(id string) error) error
-	EachEntry(ctx context.Context, account string, fn func(journal.Entry) error) error
-	Close() error
-}
-
-var (
-	_ verifiable = (*pebblestore.Store)(nil)
-	_ verifiable = (*pgstore.Store)(nil)
-)
-
-func openVerifiable(ctx context.Context, storeURL, dir string) (verifiable, error) {
-	switch {
-	case storeURL == "" || storeURL == "pebble":
-		st, err := pebblestore.Open(dir, pebblestore.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("verify: open %s (is a server still running on it?): %w", dir, err)
-		}
-		return st, nil
-	case strings.HasPrefix(storeURL, "postgres://") || strings.HasPrefix(storeURL, "postgresql://"):
-		st, err := pgstore.Open(ctx, storeURL, pgstore.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("verify: open PostgreSQL store: %w", err)
-		}
-		return st, nil
-	}
-	return nil, errors.New("verify: --store must be empty (Pebble) or a postgres:// URL")
-}
-
 // verifySummary is what verify found in a sound data directory.
 type verifySummary struct {
 	journal.Summary
@@ -88,7 +52,7 @@ type verifySummary struct {
 
 // verifyStore replays the journal, checking every hash and link, rebuilds every balance, and
 // compares the rebuild with the stored accounts, pending holds and entries.
-func verifyStore(ctx context.Context, st verifiable, progress io.Writer) (verifySummary, error) {
+func verifyStore(ctx context.Context, st backend, progress io.Writer) (verifySummary, error) {
 	start := time.Now()
 	head, err := st.Head(ctx)
 	if err != nil {
@@ -172,7 +136,7 @@ func verifyStore(ctx context.Context, st verifiable, progress io.Writer) (verify
 	return verifySummary{Summary: v.Summary(), Entries: n, Elapsed: time.Since(start)}, nil
 }
 
-func compareAccounts(ctx context.Context, st verifiable, v *journal.Verifier) error {
+func compareAccounts(ctx context.Context, st backend, v *journal.Verifier) error {
 	rebuilt := v.Accounts()
 	seen := 0
 	err := st.EachAccount(ctx, func(a *ledger.Account) error {
@@ -201,7 +165,7 @@ func compareAccounts(ctx context.Context, st verifiable, v *journal.Verifier) er
 	return nil
 }
 
-func compareHolds(ctx context.Context, st verifiable, v *journal.Verifier) error {
+func compareHolds(ctx context.Context, st backend, v *journal.Verifier) error {
 	holds := v.Holds()
 	seen := 0
 	err := st.EachPending(ctx, func(id string) error {
@@ -231,7 +195,7 @@ func compareHolds(ctx context.Context, st verifiable, v *journal.Verifier) error
 
 // compareEntries checks each account's stored entries: as many as the journal made, each
 // posted_after following from the one before, and adding up to the rebuilt balance.
-func compareEntries(ctx context.Context, st verifiable, v *journal.Verifier, want map[string]uint64) (uint64, error) {
+func compareEntries(ctx context.Context, st backend, v *journal.Verifier, want map[string]uint64) (uint64, error) {
 	rebuilt := v.Accounts()
 	type acc struct {
 		id              string

@@ -15,8 +15,10 @@ import (
 
 	tpwallet "github.com/tpwallet/tpwallet"
 	"github.com/tpwallet/tpwallet/internal/engine"
+	"github.com/tpwallet/tpwallet/internal/ha"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
 	"github.com/tpwallet/tpwallet/internal/service"
+	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 )
 
 // serveConfig is what `tpwallet serve` reads from flags and TPWALLET_* variables.
@@ -28,6 +30,10 @@ type serveConfig struct {
 	LogLevel       string
 	IdempotencyTTL time.Duration
 	ShutdownWait   time.Duration
+	// PostgreSQL only: the leader lease.
+	NodeID    string
+	Advertise string
+	LeaseTTL  time.Duration
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -40,6 +46,12 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"how long Idempotency-Key answers are kept (env TPWALLET_IDEMPOTENCY_TTL)")
 	fs.DurationVar(&c.ShutdownWait, "shutdown-timeout", envDuration("TPWALLET_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long a graceful shutdown waits for requests in flight (env TPWALLET_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.NodeID, "node-id", envOr("TPWALLET_NODE_ID", ""),
+		"PostgreSQL store: this instance's id in the leader lease, unique per instance (default hostname/listen address) (env TPWALLET_NODE_ID)")
+	fs.StringVar(&c.Advertise, "advertise", envOr("TPWALLET_ADVERTISE", ""),
+		"PostgreSQL store: the URL clients reach this instance at, which standbys name in not_leader answers (default http://<listen address>) (env TPWALLET_ADVERTISE)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("TPWALLET_LEASE_TTL", 5*time.Second),
+		"PostgreSQL store: how long the leader lease lasts unrenewed; a standby takes over within about 1.2x this after the leader dies (env TPWALLET_LEASE_TTL)")
 }
 
 func envDuration(name string, def time.Duration) time.Duration {
@@ -91,14 +103,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer ln.Close()
-	app, err := openApp(ctx, c.Store, c.DataDir, c.IdempotencyTTL, log)
+	var app *app
+	adminKey := os.Getenv("TPWALLET_ADMIN_KEY")
+	if isPostgres(c.Store) {
+		app, err = openGroup(ctx, &c, ln.Addr().String(), adminKey, stdout, log)
+	} else {
+		app, err = openApp(ctx, c.Store, c.DataDir, c.IdempotencyTTL, log)
+		if err == nil {
+			err = app.ensureAdminKey(ctx, adminKey, stdout)
+		}
+	}
 	if err != nil {
+		if app != nil {
+			app.close()
+		}
 		return err
 	}
 	defer app.close()
-	if err := app.ensureAdminKey(ctx, os.Getenv("TPWALLET_ADMIN_KEY"), stdout); err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -130,10 +151,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// app is an open data directory: store, engine and service.
+// app is an open store with its engine and service. On PostgreSQL the engine comes and
+// goes with the leader lease (stop ends the lease loop).
 type app struct {
-	eng    *engine.Engine
+	eng    *engine.Engine // nil on PostgreSQL: the node holds it while leader
 	svc    *service.Service
+	stop   func() error
 	closed bool
 }
 
@@ -161,8 +184,70 @@ func (a *app) close() error {
 		return nil
 	}
 	a.closed = true
+	if a.stop != nil {
+		return a.stop()
+	}
 	return a.eng.Close()
 }
+
+// openGroup opens a PostgreSQL store shared by a group of instances: the service starts as
+// a standby and a lease node promotes it when this instance holds the leader lease (at
+// once when no other instance does).
+func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, stdout io.Writer, log *slog.Logger) (*app, error) {
+	if k := strings.TrimSpace(adminKey); k != "" && len(k) < 16 {
+		return nil, errors.New("TPWALLET_ADMIN_KEY must be at least 16 characters")
+	}
+	if c.LeaseTTL < 100*time.Millisecond {
+		return nil, errors.New("--lease-ttl must be at least 100ms")
+	}
+	pg, err := pgstore.Open(ctx, c.Store, pgstore.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL store: %w", err)
+	}
+	svc, err := service.New(ctx, nil, pg, service.Options{IdempotencyTTL: c.IdempotencyTTL, Logger: log})
+	if err != nil {
+		pg.Close()
+		return nil, err
+	}
+	a := &app{svc: svc}
+	nodeID, advertise := c.NodeID, c.Advertise
+	if nodeID == "" {
+		host, _ := os.Hostname()
+		nodeID = host + "/" + listen
+	}
+	if advertise == "" {
+		advertise = "http://" + listen
+	}
+	nctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	node := ha.New(ha.Options{
+		Lease:   pg,
+		Service: svc,
+		Open: func(ctx context.Context) (*engine.Engine, error) {
+			return engine.Open(ctx, keepOpen{pg}, engine.Options{Logger: log})
+		},
+		Promoted: func(ctx context.Context) error { return a.ensureAdminKey(ctx, adminKey, stdout) },
+		Holder:   nodeID,
+		Address:  advertise,
+		TTL:      c.LeaseTTL,
+		Logger:   log,
+	})
+	done := node.Start(nctx)
+	if !svc.IsLeader() {
+		log.Info("standby: another instance holds the leader lease", "leader", svc.Leader())
+	}
+	a.stop = func() error {
+		cancel()
+		<-done
+		return pg.Close()
+	}
+	return a, nil
+}
+
+// keepOpen lends the engine a store it must not close: on PostgreSQL the store outlives
+// each engine the lease node opens.
+type keepOpen struct{ *pgstore.Store }
+
+func (keepOpen) Close() error { return nil }
 
 // ensureAdminKey makes TPWALLET_ADMIN_KEY an admin key, or on a data directory without keys
 // generates one and prints it once.

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/url"
@@ -187,7 +188,7 @@ func TestHealth(t *testing.T) {
 	if r := s.do(t, "GET", "/healthz", "", nil).want(t, 200); string(r.Body) != `{"status":"ok"}` {
 		t.Errorf("healthz: %s", r.Body)
 	}
-	if r := s.do(t, "GET", "/readyz", "", nil).want(t, 200); string(r.Body) != `{"status":"ready"}` {
+	if r := s.do(t, "GET", "/readyz", "", nil).want(t, 200); string(r.Body) != `{"status":"ready","role":"leader"}` {
 		t.Errorf("readyz: %s", r.Body)
 	}
 }
@@ -788,6 +789,63 @@ func TestUnavailable(t *testing.T) {
 	r := s.do(t, "POST", "/v1/transfers", s.admin, body, hdr("Idempotency-Key", "k1")).want(t, 201)
 	if r.Header.Get("Idempotent-Replayed") != "" {
 		t.Errorf("a 503 was replayed")
+	}
+	s.wantBalance(t, "alice", balance{"105", "105", "0", "0"})
+}
+
+// TestStandby demotes the service as the lease node does when another instance takes over:
+// reads go on, every write and /readyz answer 503 not_leader naming the leader, nothing is
+// written, and a promotion takes writes again.
+func TestStandby(t *testing.T) {
+	s := newStack(t)
+	s.openAccount(t, "treasury", "USD", true)
+	s.openAccount(t, "alice", "USD", false)
+	s.pay(t, "treasury", "alice", "100")
+	before := s.head(t)
+
+	eng := s.svc.Demote("http://10.0.0.7:8080")
+	if eng != s.eng {
+		t.Fatalf("Demote returned %p, want the engine %p", eng, s.eng)
+	}
+	body := obj{"id": "pay-1", "source": "treasury", "destination": "alice", "amount": "5"}
+	for _, w := range []struct {
+		path string
+		body obj
+	}{
+		{"/v1/transfers", body},
+		{"/v1/accounts", obj{"asset": "USD"}},
+		{"/v1/assets", obj{"code": "XAU", "scale": 3}},
+		{"/v1/api-keys", obj{"name": "x", "scopes": []string{"read"}}},
+	} {
+		p := s.do(t, "POST", w.path, s.admin, w.body, hdr("Idempotency-Key", "k-"+w.path)).wantProblem(t, 503, "not_leader")
+		if p.Leader != "http://10.0.0.7:8080" {
+			t.Errorf("POST %s: leader %q, want the leader's address", w.path, p.Leader)
+		}
+	}
+	p := s.do(t, "GET", "/readyz", "", nil).wantProblem(t, 503, "not_leader")
+	if p.Role != "standby" || p.Leader != "http://10.0.0.7:8080" {
+		t.Errorf("readyz on a standby: role %q leader %q", p.Role, p.Leader)
+	}
+	s.wantBalance(t, "alice", balance{"100", "100", "0", "0"})
+	s.do(t, "GET", "/v1/transfers/pay-1", s.admin, nil).wantProblem(t, 404, "transfer_not_found")
+	if h := s.head(t); h != before {
+		t.Errorf("a standby wrote: head %+v, want %+v", h, before)
+	}
+
+	// Leader unknown: no address in the answer.
+	s.svc.SetLeader("")
+	if p := s.do(t, "POST", "/v1/transfers", s.admin, body).wantProblem(t, 503, "not_leader"); p.Leader != "" {
+		t.Errorf("unknown leader answered as %q", p.Leader)
+	}
+
+	if err := s.svc.Promote(context.Background(), eng); err != nil {
+		t.Fatal(err)
+	}
+	s.do(t, "GET", "/readyz", "", nil).want(t, 200)
+	// The not_leader answer was not stored: the same key now runs the write.
+	r := s.do(t, "POST", "/v1/transfers", s.admin, body, hdr("Idempotency-Key", "k-/v1/transfers")).want(t, 201)
+	if r.Header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("a not_leader answer was replayed")
 	}
 	s.wantBalance(t, "alice", balance{"105", "105", "0", "0"})
 }

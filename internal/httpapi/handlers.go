@@ -203,7 +203,11 @@ func (s *Server) createAsset(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listAssets(w http.ResponseWriter, r *http.Request) {
-	assets := s.svc.Assets()
+	assets, err := s.svc.Assets(r.Context())
+	if err != nil {
+		writeProblem(w, problemFromError(err))
+		return
+	}
 	b := []byte(`{"items":[`)
 	for i := range assets {
 		if i > 0 {

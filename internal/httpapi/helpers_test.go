@@ -254,6 +254,8 @@ type problem struct {
 	Detail string       `json:"detail"`
 	Code   string       `json:"code"`
 	Errors []batchError `json:"errors"`
+	Role   string       `json:"role"`
+	Leader string       `json:"leader"`
 }
 
 type batchError struct {

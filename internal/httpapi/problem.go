@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/service"
 )
 
 // statusOf is the one table from codes to HTTP statuses (api.md).
@@ -60,6 +61,10 @@ type Problem struct {
 	Detail string       `json:"detail"`
 	Code   ledger.Code  `json:"code"`
 	Errors []BatchError `json:"errors,omitempty"`
+	// Role is set by /readyz: leader or standby.
+	Role string `json:"role,omitempty"`
+	// Leader is where the leader is, in not_leader answers, when known.
+	Leader string `json:"leader,omitempty"`
 }
 
 // BatchError is one failed item of a batch.
@@ -83,6 +88,12 @@ func (p Problem) body() []byte {
 // problemFromError turns any error into a problem; anything not an *ledger.Error is internal
 // and its text is not shown.
 func problemFromError(err error) Problem {
+	var nl *service.NotLeaderError
+	if errors.As(err, &nl) {
+		p := problemOf(ledger.CodeNotLeader, nl.Unwrap().(*ledger.Error).Detail)
+		p.Leader = nl.Leader
+		return p
+	}
 	var e *ledger.Error
 	if errors.As(err, &e) {
 		return problemOf(e.Code, e.Detail)

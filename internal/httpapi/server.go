@@ -224,12 +224,21 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, []byte(`{"status":"ok"}`), false)
 }
 
+// readyz answers 200 on the leader while it takes writes; 503 not_leader (role standby,
+// with the leader's address when known) on a standby; 503 unavailable after a failed commit.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.svc.Ready(); err != nil {
-		writeProblem(w, problemOf(ledger.CodeUnavailable, "the ledger takes no writes until it restarts"))
+		p := problemFromError(err)
+		if p.Code == ledger.CodeNotLeader {
+			p.Role = "standby"
+		} else {
+			p = problemOf(ledger.CodeUnavailable, "the ledger takes no writes until it restarts")
+			p.Role = "leader"
+		}
+		writeProblem(w, p)
 		return
 	}
-	writeRaw(w, http.StatusOK, []byte(`{"status":"ready"}`), false)
+	writeRaw(w, http.StatusOK, []byte(`{"status":"ready","role":"leader"}`), false)
 }
 
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {

@@ -157,11 +157,13 @@ func (s *Service) CreateAPIKey(ctx context.Context, name string, scopes []string
 func (s *Service) storeKey(ctx context.Context, name string, scopes []string, secret string) (APIKey, error) {
 	k := journal.APIKey{ID: newKeyID(), Name: name, Scopes: scopes, Hash: HashSecret(secret),
 		CreatedAt: s.opts.Now().UnixNano()}
-	reply, err := s.eng.Submit(ctx, &engine.Submission{APIKeys: []journal.APIKey{k}})
+	eng, err := s.writer()
 	if err != nil {
-		return APIKey{}, engineError(err)
+		return APIKey{}, err
 	}
-	_ = reply
+	if _, err := eng.Submit(ctx, &engine.Submission{APIKeys: []journal.APIKey{k}}); err != nil {
+		return APIKey{}, s.engineError(err)
+	}
 	s.keys.put(k)
 	return APIKey{ID: k.ID, Name: name, Scopes: scopes, CreatedAt: k.CreatedAt, Secret: Secret(secret)}, nil
 }
@@ -213,8 +215,12 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 	}
 	k := all[i]
 	k.Revoked = true
-	if _, err := s.eng.Submit(ctx, &engine.Submission{APIKeys: []journal.APIKey{k}}); err != nil {
-		return fmt.Errorf("service: revoke key: %w", engineError(err))
+	eng, err := s.writer()
+	if err != nil {
+		return err
+	}
+	if _, err := eng.Submit(ctx, &engine.Submission{APIKeys: []journal.APIKey{k}}); err != nil {
+		return fmt.Errorf("service: revoke key: %w", s.engineError(err))
 	}
 	s.keys.put(k)
 	return nil

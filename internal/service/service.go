@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/store"
 )
 
 // Options configure a Service.
@@ -40,10 +42,11 @@ func (o *Options) EnsureDefaults() {
 // reads and writes of the ledger. It holds no business rules of its own: those are in
 // ledger, applied by the engine.
 type Service struct {
-	opts  Options
-	eng   *engine.Engine
-	store engine.Store
-	keys  keyCache
+	opts   Options
+	eng    atomic.Pointer[engine.Engine] // nil on a standby
+	leader atomic.Pointer[string]        // where the leader is, when known
+	store  engine.Store
+	keys   keyCache
 
 	mu       sync.Mutex
 	inflight map[idemKey]struct{}
@@ -51,21 +54,89 @@ type Service struct {
 
 type idemKey struct{ scope, key string }
 
-// New returns a Service over an open engine and its store.
+// New returns a Service over an open engine and its store. With a nil engine it is a
+// standby: it serves reads from the store and answers writes with not_leader until Promote.
 func New(ctx context.Context, eng *engine.Engine, store engine.Store, o Options) (*Service, error) {
 	o.EnsureDefaults()
-	s := &Service{opts: o, eng: eng, store: store, inflight: make(map[idemKey]struct{})}
+	s := &Service{opts: o, store: store, inflight: make(map[idemKey]struct{})}
 	if err := s.keys.load(ctx, store); err != nil {
 		return nil, fmt.Errorf("service: load api keys: %w", err)
 	}
+	s.eng.Store(eng)
 	return s, nil
 }
 
 // Store returns the store reads go to.
 func (s *Service) Store() engine.Store { return s.store }
 
-// Engine returns the engine writes go to.
-func (s *Service) Engine() *engine.Engine { return s.eng }
+// Engine returns the engine writes go to, nil on a standby.
+func (s *Service) Engine() *engine.Engine { return s.eng.Load() }
+
+// Promote makes s the leader, writing through eng (opened on the store after taking the
+// lease). It first reloads the API keys, which the previous leader may have changed.
+func (s *Service) Promote(ctx context.Context, eng *engine.Engine) error {
+	if err := s.ReloadKeys(ctx); err != nil {
+		return err
+	}
+	s.leader.Store(nil)
+	s.eng.Store(eng)
+	return nil
+}
+
+// Demote makes s a standby: writes from now on answer not_leader naming leader (when not
+// ""). It returns the engine it wrote through, for the caller to close: writes already
+// queued on it still finish (or are refused by fencing).
+func (s *Service) Demote(leader string) *engine.Engine {
+	s.SetLeader(leader)
+	return s.eng.Swap(nil)
+}
+
+// SetLeader records where the leader is, for not_leader answers ("" when unknown).
+func (s *Service) SetLeader(addr string) { s.leader.Store(&addr) }
+
+// Leader returns where the leader is, "" when unknown or when s is the leader.
+func (s *Service) Leader() string {
+	if p := s.leader.Load(); p != nil && s.eng.Load() == nil {
+		return *p
+	}
+	return ""
+}
+
+// IsLeader reports whether s takes writes (it has an engine, which may have stopped).
+func (s *Service) IsLeader() bool { return s.eng.Load() != nil }
+
+// ReloadKeys rereads the API keys from the store: a standby calls it periodically, since
+// the leader creates and revokes keys.
+func (s *Service) ReloadKeys(ctx context.Context) error {
+	if err := s.keys.load(ctx, s.store); err != nil {
+		return fmt.Errorf("service: load api keys: %w", err)
+	}
+	return nil
+}
+
+// NotLeaderError is the answer to a write sent to a standby. It unwraps to the api.md
+// error not_leader.
+type NotLeaderError struct {
+	Leader string // where the leader is, "" when unknown
+}
+
+func (e *NotLeaderError) Error() string { return e.Unwrap().Error() }
+
+// Unwrap returns the *ledger.Error with code not_leader.
+func (e *NotLeaderError) Unwrap() error {
+	if e.Leader == "" {
+		return ledger.Errorf(ledger.CodeNotLeader, "this instance is a standby and the leader is not known yet; retry shortly")
+	}
+	return ledger.Errorf(ledger.CodeNotLeader, "this instance is a standby; send writes to the leader at %s", e.Leader)
+}
+
+// writer returns the engine to write through, or a NotLeaderError on a standby.
+func (s *Service) writer() (*engine.Engine, error) {
+	if e := s.eng.Load(); e != nil {
+		return e, nil
+	}
+	return nil, &NotLeaderError{Leader: s.Leader()}
+}
 
 // Render turns the results of a write into a transport answer. It runs on the engine's
 // writer goroutine when the write has an idempotency key, so it must be quick. keep says
@@ -92,6 +163,10 @@ type IdemRequest struct {
 // as the write. Errors are *ledger.Error with an edge code, or engine errors mapped to
 // overloaded/unavailable.
 func (s *Service) Write(ctx context.Context, p *Principal, idem *IdemRequest, cmd ledger.Command, render Render) (Answer, error) {
+	eng, err := s.writer()
+	if err != nil {
+		return Answer{}, err
+	}
 	sub := &engine.Submission{Command: cmd}
 	if idem != nil {
 		k := idemKey{p.KeyID, idem.Key}
@@ -131,17 +206,19 @@ func (s *Service) Write(ctx context.Context, p *Principal, idem *IdemRequest, cm
 		}
 		submitCtx = context.WithoutCancel(ctx)
 	}
-	reply, err := s.eng.Submit(submitCtx, sub)
+	reply, err := eng.Submit(submitCtx, sub)
 	if err != nil {
-		return Answer{}, engineError(err)
+		return Answer{}, s.engineError(err)
 	}
 	status, body, _ := render(reply.Results)
 	return Answer{Status: status, Body: body, Results: reply.Results}, nil
 }
 
 // engineError maps engine sentinels to edge codes.
-func engineError(err error) error {
+func (s *Service) engineError(err error) error {
 	switch {
+	case errors.Is(err, store.ErrFenced):
+		return &NotLeaderError{Leader: s.Leader()}
 	case errors.Is(err, engine.ErrOverloaded):
 		return ledger.Errorf(ledger.CodeOverloaded, "the ledger's queue is full; retry shortly")
 	case errors.Is(err, engine.ErrStopped):
@@ -152,11 +229,39 @@ func engineError(err error) error {
 	return err
 }
 
-// Assets returns every asset, sorted by code.
-func (s *Service) Assets() []ledger.Asset { return s.eng.Assets() }
+// AssetLister is a store that lists assets itself (so that a standby, without an engine,
+// can answer GET /v1/assets).
+type AssetLister interface {
+	Assets(ctx context.Context) ([]ledger.Asset, error)
+}
 
-// Ready returns nil when the engine takes writes.
-func (s *Service) Ready() error { return s.eng.Err() }
+// Assets returns every asset, sorted by code: the engine's on the leader, the store's on
+// a standby.
+func (s *Service) Assets(ctx context.Context) ([]ledger.Asset, error) {
+	if e := s.eng.Load(); e != nil {
+		return e.Assets(), nil
+	}
+	if l, ok := s.store.(AssetLister); ok {
+		return l.Assets(ctx)
+	}
+	return nil, &NotLeaderError{Leader: s.Leader()}
+}
+
+// Ready returns nil when the engine takes writes: a NotLeaderError on a standby, an error
+// wrapping engine.ErrStopped after a failed commit.
+func (s *Service) Ready() error {
+	e, err := s.writer()
+	if err != nil {
+		return err
+	}
+	if err := e.Err(); err != nil {
+		if errors.Is(err, store.ErrFenced) {
+			return &NotLeaderError{Leader: s.Leader()}
+		}
+		return err
+	}
+	return nil
+}
 
 // SweepIdempotency deletes expired idempotency answers; serve runs it periodically.
 func (s *Service) SweepIdempotency(ctx context.Context) (int, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/invariants"
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/store"
 )
 
 // Commit writes c in one transaction (see the package doc): the record and every row it
@@ -51,17 +52,31 @@ func (s *Store) commit(ctx context.Context, c *journal.Commit) error {
 		return err
 	}
 	defer tx.Rollback(context.Background()) // a no-op after Commit
+	// Fencing: the lease row is held FOR SHARE to the end of the transaction, so a takeover
+	// (an UPDATE of it) waits for this commit, and this commit fails if one came first.
+	var epoch int64
 	if r != nil {
 		var headSeq int64
 		var headHash []byte
-		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM head FOR UPDATE`).Scan(&headSeq, &headHash); err != nil {
+		err := tx.QueryRow(ctx, `SELECT h.seq, h.hash, l.epoch FROM head h, leader l FOR UPDATE OF h FOR SHARE OF l`).
+			Scan(&headSeq, &headHash, &epoch)
+		if err != nil {
 			return fmt.Errorf("read head: %w", err)
 		}
 		switch {
+		case epoch != s.epoch.Load():
+			return fencedError(epoch, s.epoch.Load())
 		case r.Seq != uint64(headSeq)+1:
 			return fmt.Errorf("seq does not follow the head %d", headSeq)
 		case !bytes.Equal(r.PrevHash[:], headHash):
 			return fmt.Errorf("prev_hash %s is not the head's hash %x", r.PrevHash, headHash)
+		}
+	} else {
+		if err := tx.QueryRow(ctx, `SELECT epoch FROM leader FOR SHARE`).Scan(&epoch); err != nil {
+			return fmt.Errorf("read lease: %w", err)
+		}
+		if epoch != s.epoch.Load() {
+			return fencedError(epoch, s.epoch.Load())
 		}
 	}
 	br := tx.SendBatch(ctx, b)
@@ -75,6 +90,10 @@ func (s *Store) commit(ctx context.Context, c *journal.Commit) error {
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+func fencedError(theirs, ours int64) error {
+	return fmt.Errorf("%w (lease epoch %d, this instance's %d)", store.ErrFenced, theirs, ours)
 }
 
 // Set-based statements: each takes parallel arrays, one element per row.

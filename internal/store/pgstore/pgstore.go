@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -72,6 +73,7 @@ type Store struct {
 
 	mu     sync.Mutex // serialises Commit and Load
 	loaded bool
+	epoch  atomic.Int64 // the leader lease epoch this Store acquired (0: none)
 
 	closeOnce sync.Once
 }

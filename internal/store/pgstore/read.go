@@ -6,7 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -440,4 +443,30 @@ func (s *Store) APIKeyByHash(ctx context.Context, h journal.Hash) (*journal.APIK
 		return nil, fmt.Errorf("pgstore: api key: %w", err)
 	}
 	return &k, nil
+}
+
+// Assets returns every asset, the preloaded ones and those created, sorted by code: what
+// a standby, which has no engine state, answers GET /v1/assets with.
+func (s *Store) Assets(ctx context.Context) ([]ledger.Asset, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT code, scale FROM assets`)
+	created, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Asset, error) {
+		var a ledger.Asset
+		var scale int16
+		err := r.Scan(&a.Code, &scale)
+		a.Scale = uint8(scale)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: assets: %w", err)
+	}
+	byCode := make(map[string]ledger.Asset, len(ledger.PreloadedAssets)+len(created))
+	for _, a := range ledger.PreloadedAssets {
+		byCode[a.Code] = a
+	}
+	for _, a := range created {
+		byCode[a.Code] = a
+	}
+	out := slices.Collect(maps.Values(byCode))
+	slices.SortFunc(out, func(a, b ledger.Asset) int { return strings.Compare(a.Code, b.Code) })
+	return out, nil
 }

@@ -60,6 +60,14 @@ func freeAddr(t *testing.T) string {
 
 func startServe(t *testing.T, dataDir string, args ...string) *proc {
 	t.Helper()
+	p := launch(t, dataDir, args...)
+	p.waitReady(t, func(status int, _ []byte) bool { return status == 200 })
+	return p
+}
+
+// launch starts `tpwallet serve` on a free port without waiting for it.
+func launch(t *testing.T, dataDir string, args ...string) *proc {
+	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(binPath, append([]string{"serve", "--addr", addr, "--data", dataDir}, args...)...)
 	cmd.Env = append(os.Environ(), "TPWALLET_ADMIN_KEY="+adminKey)
@@ -73,14 +81,21 @@ func startServe(t *testing.T, dataDir string, args ...string) *proc {
 		cmd.Process.Kill()
 		<-p.done
 	})
-	// Wait for /readyz, or for the process to die.
+	return p
+}
+
+// waitReady polls /readyz until ready accepts its answer, failing t if the process dies
+// or 60 s pass.
+func (p *proc) waitReady(t *testing.T, ready func(status int, body []byte) bool) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(p.base + "/readyz")
 		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
+			if ready(resp.StatusCode, b) {
+				return
 			}
 		}
 		select {

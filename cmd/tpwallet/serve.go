@@ -200,7 +200,9 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 	if c.LeaseTTL < 100*time.Millisecond {
 		return nil, errors.New("--lease-ttl must be at least 100ms")
 	}
-	pg, err := pgstore.Open(ctx, c.Store, pgstore.Options{Logger: log})
+	// A transaction a paused instance left open is rolled back within a lease TTL, so
+	// that its locks do not hold up the takeover.
+	pg, err := pgstore.Open(ctx, c.Store, pgstore.Options{Logger: log, IdleInTransaction: c.LeaseTTL})
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL store: %w", err)
 	}

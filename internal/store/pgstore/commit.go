@@ -27,6 +27,8 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 	if r := c.Record; r != nil {
 		seq = r.Seq
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CommitTimeout)
+	defer cancel()
 	if err := s.commit(ctx, c); err != nil {
 		return fmt.Errorf("pgstore: commit %d: %w", seq, err)
 	}

@@ -43,6 +43,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -57,11 +58,26 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConns bounds the connection pool (default: pgxpool's default).
 	MaxConns int32
+	// IdleInTransaction is the database's idle_in_transaction_session_timeout for this
+	// store's sessions (default 5s): a transaction left open by a paused or partitioned
+	// instance is rolled back after it, releasing the locks that a takeover waits for.
+	// Every transaction of the store sends its statements back to back, so a healthy one
+	// is never idle that long.
+	IdleInTransaction time.Duration
+	// CommitTimeout bounds one Commit (default 30s); a commit that times out fails, and
+	// the engine stops as after any failed commit.
+	CommitTimeout time.Duration
 }
 
 func (o *Options) ensureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.IdleInTransaction <= 0 {
+		o.IdleInTransaction = 5 * time.Second
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 30 * time.Second
 	}
 }
 
@@ -98,6 +114,8 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	}
 	// Every commit waits for the WAL to be flushed: a Commit that returned is durable.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] =
+		strconv.FormatInt(max(o.IdleInTransaction.Milliseconds(), 1), 10)
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}

@@ -28,6 +28,18 @@
 // (journal.RecordHash) and link to the record before it; otherwise it returns a
 // *journal.CorruptionError. It then reads assets, accounts, and the pending holds.
 //
+// # Leader lease and fencing
+//
+// Several instances may share one database; the leader lease (table leader, lease.go)
+// decides which one writes. Acquire increments the lease's epoch and the Store remembers
+// it; every Commit reads the lease row FOR SHARE in the statement that locks the head and
+// fails with store.ErrFenced, writing nothing, unless the epoch is still its own. A
+// takeover's UPDATE of the row waits for commits in flight, so an old leader's commits are
+// all ordered before it, and none after. A Store that never acquired the lease has epoch 0
+// and may commit only to a database whose lease was never taken (tests, tools). Sessions
+// set idle_in_transaction_session_timeout so that a transaction abandoned by a paused
+// instance cannot hold up a takeover. docs/postgres.md explains it for operators.
+//
 // Reads return the sentinel errors of package store (store.ErrNotFound, store.ErrBadCursor).
 package pgstore
 

@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,39 +10,12 @@ import (
 
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/pgtest"
 )
-
-const pgAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // freshDatabase creates an empty database on the local PostgreSQL and drops it after the
 // test. Without PostgreSQL the test fails: scripts/services.sh starts it.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, pgAdminURL)
-	if err != nil {
-		t.Fatalf("PostgreSQL at 127.0.0.1:5432 (scripts/services.sh starts it): %v", err)
-	}
-	defer admin.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "tpwallet_serve_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), pgAdminURL)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Error(err)
-		}
-	})
-	return "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable"
-}
+func freshDatabase(t *testing.T) string { return pgtest.NewDatabase(t) }
 
 // TestServePostgres runs serve on PostgreSQL (--store): transfers and a hold survive a
 // restart, and the balances are plain rows an analyst can query.

@@ -47,6 +47,9 @@ type Options struct {
 	// node renews or tries to take it (default TTL/5).
 	TTL, Interval time.Duration
 	Logger        *slog.Logger
+	// Changed, when set, is called after each change of role (from Start for the first
+	// round, then from the node's goroutine).
+	Changed func(Role)
 }
 
 // Role is what a node is.
@@ -186,6 +189,7 @@ func (n *Node) follow(ctx context.Context) {
 	n.eng, n.role = eng, Leader
 	n.clearErr()
 	n.o.Logger.Info("became the leader", "epoch", l.Epoch, "head_seq", eng.HeadSeq())
+	n.changed()
 	if n.o.Promoted != nil {
 		if err := n.o.Promoted(ctx); err != nil {
 			n.logErr("after promotion", err)
@@ -243,6 +247,13 @@ func (n *Node) stepDown(leader, why string, err error) {
 	if eng != nil {
 		eng.Close()
 	}
+	n.changed()
+}
+
+func (n *Node) changed() {
+	if n.o.Changed != nil {
+		n.o.Changed(n.role)
+	}
 }
 
 // stop steps down at shutdown and releases the lease, so a standby takes over at once.
@@ -257,6 +268,7 @@ func (n *Node) stop() {
 			n.o.Logger.Warn("engine close", "err", err)
 		}
 	}
+	defer n.changed()
 	ctx, cancel := context.WithTimeout(context.Background(), n.o.TTL)
 	defer cancel()
 	if err := n.o.Lease.Release(ctx); err != nil {

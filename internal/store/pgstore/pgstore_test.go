@@ -2,11 +2,7 @@ package pgstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -14,52 +10,14 @@ import (
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/pgtest"
 	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 	"github.com/tpwallet/tpwallet/internal/store/storetest"
 )
 
 var _ engine.Store = (*pgstore.Store)(nil)
 
-// adminDSN is the server the tests use; TPWALLET_TEST_PG overrides it.
-func adminDSN() string {
-	if d := os.Getenv("TPWALLET_TEST_PG"); d != "" {
-		return d
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
-
-// newDatabase creates a database of its own for t and drops it when t ends. It fails t,
-// never skips, when PostgreSQL is unreachable.
-func newDatabase(t *testing.T) string {
-	t.Helper()
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, adminDSN())
-	if err != nil {
-		t.Fatalf("PostgreSQL unreachable (%s): %v", adminDSN(), err)
-	}
-	defer admin.Close(ctx)
-	name := "tpwallet_test_" + hex.EncodeToString(func() []byte { b := make([]byte, 8); rand.Read(b); return b }())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, adminDSN())
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(adminDSN())
-	if err != nil {
-		t.Fatalf("TPWALLET_TEST_PG must be a postgres:// URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+func newDatabase(t *testing.T) string { return pgtest.NewDatabase(t) }
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Opener {

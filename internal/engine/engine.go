@@ -30,6 +30,9 @@ var (
 	ErrOverloaded = errors.New("engine: overloaded")
 	// ErrStopped: the engine takes no more writes, after Close or a failed commit.
 	ErrStopped = errors.New("engine: stopped")
+	// ErrClosed (which is also ErrStopped): the submission came after Close and was not
+	// queued, so nothing of it was applied.
+	ErrClosed = fmt.Errorf("%w: closed", ErrStopped)
 )
 
 // Options configure an Engine. The zero value is usable.
@@ -167,7 +170,7 @@ func (e *Engine) Submit(ctx context.Context, s *Submission) (Reply, error) {
 	e.mu.RLock()
 	if e.closed {
 		e.mu.RUnlock()
-		return Reply{}, ErrStopped
+		return Reply{}, ErrClosed
 	}
 	select {
 	case e.requests <- c:

@@ -232,7 +232,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		if p.Code == ledger.CodeNotLeader {
 			p.Role = "standby"
 		} else {
-			p = problemOf(ledger.CodeUnavailable, "the ledger takes no writes until it restarts")
+			p = problemOf(ledger.CodeUnavailable, "the ledger stopped taking writes after a failed commit")
 			p.Role = "leader"
 		}
 		writeProblem(w, p)

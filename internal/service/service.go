@@ -217,12 +217,13 @@ func (s *Service) Write(ctx context.Context, p *Principal, idem *IdemRequest, cm
 // engineError maps engine sentinels to edge codes.
 func (s *Service) engineError(err error) error {
 	switch {
-	case errors.Is(err, store.ErrFenced):
+	case errors.Is(err, store.ErrFenced),
+		errors.Is(err, engine.ErrClosed) && !s.IsLeader(): // stepped down before it was queued
 		return &NotLeaderError{Leader: s.Leader()}
 	case errors.Is(err, engine.ErrOverloaded):
 		return ledger.Errorf(ledger.CodeOverloaded, "the ledger's queue is full; retry shortly")
 	case errors.Is(err, engine.ErrStopped):
-		return ledger.Errorf(ledger.CodeUnavailable, "the ledger takes no writes until it restarts")
+		return ledger.Errorf(ledger.CodeUnavailable, "the ledger is not taking writes (a commit failed, or it is shutting down); the outcome of this request is unknown: retry it with the same Idempotency-Key")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}

@@ -21,6 +21,19 @@ if ! up 127.0.0.1 5432; then
 fi
 wait_port 127.0.0.1 5432 PostgreSQL
 
+# A second PostgreSQL cluster, tpwtorture (127.0.0.1:5433, trust auth), that the reliability
+# tests stop and start under load: stopping the main one would fail every other test.
+pgver="$(ls /etc/postgresql | sort -n | tail -1)"
+if ! pg_lsclusters -h | awk '{print $2}' | grep -qx tpwtorture; then
+  echo "services: creating PostgreSQL cluster tpwtorture on port 5433" >&2
+  pg_createcluster "$pgver" tpwtorture -p 5433 -- --auth=trust >/dev/null
+fi
+if ! up 127.0.0.1 5433; then
+  echo "services: starting PostgreSQL cluster tpwtorture" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$pgver" tpwtorture start
+fi
+wait_port 127.0.0.1 5433 "PostgreSQL (tpwtorture)"
+
 # NATS with JetStream (127.0.0.1:4222).
 if ! up 127.0.0.1 4222; then
   echo "services: starting NATS" >&2

@@ -14,6 +14,10 @@ var ErrNotFound = store.ErrNotFound
 // ErrBadCursor is returned by Store pages for a cursor the store did not make.
 var ErrBadCursor = store.ErrBadCursor
 
+// ErrUnavailable is returned (wrapped) by Store reads and commits when the store cannot be
+// reached; a retry may succeed.
+var ErrUnavailable = store.ErrUnavailable
+
 // Store is what the engine needs from durable storage, and what the service reads. The
 // engine is its only writer. If Commit fails, the engine stops taking writes: only a
 // restart, which reloads from the store, can tell whether the batch is durable.

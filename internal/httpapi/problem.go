@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/ledger"
 	"github.com/tpwallet/tpwallet/internal/service"
 )
@@ -97,6 +98,9 @@ func problemFromError(err error) Problem {
 	var e *ledger.Error
 	if errors.As(err, &e) {
 		return problemOf(e.Code, e.Detail)
+	}
+	if errors.Is(err, engine.ErrUnavailable) {
+		return problemOf(ledger.CodeUnavailable, "the store cannot be reached; retry shortly")
 	}
 	return problemOf(ledger.CodeInternal, "an internal error occurred; the request id identifies it in the logs")
 }

@@ -22,13 +22,25 @@ func AdminURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
+// TortureURL is the server of the tests that stop and start PostgreSQL under load: the
+// cluster tpwtorture that scripts/services.sh creates on port 5433, so that stopping it
+// leaves the other tests alone.
+const TortureURL = "postgres://postgres@127.0.0.1:5433/postgres?sslmode=disable"
+
 // NewDatabase creates an empty database for tb and returns its URL.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	return NewDatabaseOn(tb, AdminURL())
+}
+
+// NewDatabaseOn creates an empty database on the server adminURL names (a postgres://
+// URL of a user that may create databases), dropped when tb ends.
+func NewDatabaseOn(tb testing.TB, adminURL string) string {
+	tb.Helper()
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, AdminURL())
+	admin, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		tb.Fatalf("PostgreSQL unreachable (%s; scripts/services.sh starts it): %v", AdminURL(), err)
+		tb.Fatalf("PostgreSQL unreachable (%s; scripts/services.sh starts it): %v", adminURL, err)
 	}
 	defer admin.Close(ctx)
 	var b [8]byte
@@ -38,7 +50,7 @@ func NewDatabase(tb testing.TB) string {
 		tb.Fatalf("create database: %v", err)
 	}
 	tb.Cleanup(func() {
-		c, err := pgx.Connect(ctx, AdminURL())
+		c, err := pgx.Connect(ctx, adminURL)
 		if err != nil {
 			tb.Errorf("drop database %s: %v", name, err)
 			return
@@ -48,7 +60,7 @@ func NewDatabase(tb testing.TB) string {
 			tb.Errorf("drop database %s: %v", name, err)
 		}
 	})
-	u, err := url.Parse(AdminURL())
+	u, err := url.Parse(adminURL)
 	if err != nil {
 		tb.Fatalf("TPWALLET_TEST_PG must be a postgres:// URL: %v", err)
 	}

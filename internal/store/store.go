@@ -15,3 +15,8 @@ var ErrBadCursor = errors.New("bad cursor")
 // the leader lease since this one took it: the commit wrote nothing, and this instance must
 // stop writing.
 var ErrFenced = errors.New("fenced: another instance holds the leader lease")
+
+// ErrUnavailable is returned (wrapped) by a read or commit that failed because the store
+// could not be reached (a database down, restarting or out of connections): a retry may
+// succeed. The API answers 503 unavailable.
+var ErrUnavailable = errors.New("store unavailable")

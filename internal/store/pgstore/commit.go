@@ -30,7 +30,7 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CommitTimeout)
 	defer cancel()
 	if err := s.commit(ctx, c); err != nil {
-		return fmt.Errorf("pgstore: commit %d: %w", seq, err)
+		return fmt.Errorf("pgstore: commit %d: %w", seq, unavailable(err))
 	}
 	return nil
 }

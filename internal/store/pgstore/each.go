@@ -21,11 +21,11 @@ func (s *Store) EachRecord(ctx context.Context, fn func(*journal.Record) error) 
 		var seq int64
 		var raw []byte
 		if err := rows.Scan(&seq, &raw); err != nil {
-			return fmt.Errorf("pgstore: journal: %w", err)
+			return fmt.Errorf("pgstore: journal: %w", unavailable(err))
 		}
 		r, err := journal.DecodeRecord(raw)
 		if err != nil {
-			return fmt.Errorf("pgstore: journal row %d: %w", seq, err)
+			return fmt.Errorf("pgstore: journal row %d: %w", seq, unavailable(err))
 		}
 		if r.Seq != uint64(seq) {
 			return fmt.Errorf("pgstore: journal row %d holds record %d", seq, r.Seq)
@@ -45,7 +45,7 @@ func (s *Store) EachAccount(ctx context.Context, fn func(*ledger.Account) error)
 		var id string
 		var raw []byte
 		if err := rows.Scan(&id, &raw); err != nil {
-			return fmt.Errorf("pgstore: accounts: %w", err)
+			return fmt.Errorf("pgstore: accounts: %w", unavailable(err))
 		}
 		a, err := decodeAccount(id, raw)
 		if err != nil {
@@ -66,12 +66,12 @@ func (s *Store) EachPending(ctx context.Context, fn func(id string) error) error
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("pgstore: pending: %w", err)
+			return fmt.Errorf("pgstore: pending: %w", unavailable(err))
 		}
 		ids = append(ids, id)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("pgstore: pending: %w", err)
+		return fmt.Errorf("pgstore: pending: %w", unavailable(err))
 	}
 	rows.Close()
 	for _, id := range ids {
@@ -92,7 +92,7 @@ func (s *Store) EachEntry(ctx context.Context, account string, fn func(journal.E
 		var e journal.Entry
 		var dir, amount, kind, after string
 		if err := rows.Scan(&e.Account, &e.Time, &e.TransferID, &dir, &amount, &kind, &after); err != nil {
-			return fmt.Errorf("pgstore: entries: %w", err)
+			return fmt.Errorf("pgstore: entries: %w", unavailable(err))
 		}
 		var err1, err2 error
 		e.Kind = ledger.TransferKind(kind)

@@ -71,7 +71,7 @@ func notFound(what, id string) error {
 func decodeTransfer(id string, rec []byte) (*ledger.Transfer, error) {
 	t, err := journal.DecodeTransfer(rec)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: transfer %q: %w", id, err)
+		return nil, fmt.Errorf("pgstore: transfer %q: %w", id, unavailable(err))
 	}
 	if t.ID != id {
 		return nil, fmt.Errorf("pgstore: transfer %s stored as %s", t.ID, id)
@@ -82,7 +82,7 @@ func decodeTransfer(id string, rec []byte) (*ledger.Transfer, error) {
 func decodeAccount(id string, rec []byte) (*ledger.Account, error) {
 	a, err := journal.DecodeAccount(rec)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: account %q: %w", id, err)
+		return nil, fmt.Errorf("pgstore: account %q: %w", id, unavailable(err))
 	}
 	if a.ID != id {
 		return nil, fmt.Errorf("pgstore: account %s stored as %s", a.ID, id)
@@ -98,7 +98,7 @@ func (s *Store) Transfer(ctx context.Context, id string) (*ledger.Transfer, erro
 		return nil, notFound("transfer", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: transfer %q: %w", id, err)
+		return nil, fmt.Errorf("pgstore: transfer %q: %w", id, unavailable(err))
 	}
 	return decodeTransfer(id, rec)
 }
@@ -148,7 +148,7 @@ func (s *Store) Transfers(ctx context.Context, account, cursor string, limit int
 		var a int64
 		var b int32
 		if err := rows.Scan(&id, &rec, &a, &b); err != nil {
-			return nil, "", fmt.Errorf("pgstore: transfers: %w", err)
+			return nil, "", fmt.Errorf("pgstore: transfers: %w", unavailable(err))
 		}
 		if len(page) == limit {
 			more = true
@@ -163,7 +163,7 @@ func (s *Store) Transfers(ctx context.Context, account, cursor string, limit int
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("pgstore: transfers: %w", err)
+		return nil, "", fmt.Errorf("pgstore: transfers: %w", unavailable(err))
 	}
 	return page, nextCursor(more, account, lastA, lastB), nil
 }
@@ -186,7 +186,7 @@ func (s *Store) Account(ctx context.Context, id string) (*ledger.Account, error)
 		return nil, notFound("account", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: account %q: %w", id, err)
+		return nil, fmt.Errorf("pgstore: account %q: %w", id, unavailable(err))
 	}
 	return decodeAccount(id, rec)
 }
@@ -219,7 +219,7 @@ func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) (
 		var id string
 		var rec []byte
 		if err := rows.Scan(&id, &rec); err != nil {
-			return nil, "", fmt.Errorf("pgstore: accounts: %w", err)
+			return nil, "", fmt.Errorf("pgstore: accounts: %w", unavailable(err))
 		}
 		if len(page) == limit {
 			more = true
@@ -234,7 +234,7 @@ func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) (
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("pgstore: accounts: %w", err)
+		return nil, "", fmt.Errorf("pgstore: accounts: %w", unavailable(err))
 	}
 	if !more {
 		return page, "", nil
@@ -245,7 +245,7 @@ func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) (
 func (s *Store) accountExists(ctx context.Context, id string) error {
 	var ok bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)`, id).Scan(&ok); err != nil {
-		return fmt.Errorf("pgstore: account %q: %w", id, err)
+		return fmt.Errorf("pgstore: account %q: %w", id, unavailable(err))
 	}
 	if !ok {
 		return notFound("account", id)
@@ -277,7 +277,7 @@ func (s *Store) Entries(ctx context.Context, account, cursor string, limit int) 
 		var e journal.Entry
 		var dir, amount, kind, after string
 		if err := rows.Scan(&e.Time, &e.TransferID, &dir, &amount, &kind, &after); err != nil {
-			return nil, "", fmt.Errorf("pgstore: entries: %w", err)
+			return nil, "", fmt.Errorf("pgstore: entries: %w", unavailable(err))
 		}
 		if len(page) == limit {
 			more = true
@@ -302,7 +302,7 @@ func (s *Store) Entries(ctx context.Context, account, cursor string, limit int) 
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("pgstore: entries: %w", err)
+		return nil, "", fmt.Errorf("pgstore: entries: %w", unavailable(err))
 	}
 	if !more {
 		return page, "", nil
@@ -323,11 +323,11 @@ func (s *Store) BalanceAt(ctx context.Context, account string, at int64) (ledger
 		return ledger.Balance{}, nil
 	}
 	if err != nil {
-		return ledger.Balance{}, fmt.Errorf("pgstore: balance of %q: %w", account, err)
+		return ledger.Balance{}, fmt.Errorf("pgstore: balance of %q: %w", account, unavailable(err))
 	}
 	b, err := ledger.ParseBalance(after)
 	if err != nil {
-		return ledger.Balance{}, fmt.Errorf("pgstore: balance of %q: %w", account, err)
+		return ledger.Balance{}, fmt.Errorf("pgstore: balance of %q: %w", account, unavailable(err))
 	}
 	return b, nil
 }
@@ -346,11 +346,11 @@ func (s *Store) Journal(ctx context.Context, after uint64, limit int) ([]*journa
 		var seq int64
 		var b []byte
 		if err := rows.Scan(&seq, &b); err != nil {
-			return nil, fmt.Errorf("pgstore: journal: %w", err)
+			return nil, fmt.Errorf("pgstore: journal: %w", unavailable(err))
 		}
 		r, err := journal.DecodeRecord(b)
 		if err != nil {
-			return nil, fmt.Errorf("pgstore: journal: record %d: %w", seq, err)
+			return nil, fmt.Errorf("pgstore: journal: record %d: %w", seq, unavailable(err))
 		}
 		if r.Seq != uint64(seq) {
 			return nil, fmt.Errorf("pgstore: journal: record %d stored at seq %d", r.Seq, seq)
@@ -358,7 +358,7 @@ func (s *Store) Journal(ctx context.Context, after uint64, limit int) ([]*journa
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: journal: %w", err)
+		return nil, fmt.Errorf("pgstore: journal: %w", unavailable(err))
 	}
 	return out, nil
 }
@@ -368,7 +368,7 @@ func (s *Store) Head(ctx context.Context) (journal.Head, error) {
 	var seq int64
 	var hash []byte
 	if err := s.pool.QueryRow(ctx, `SELECT seq, hash FROM head`).Scan(&seq, &hash); err != nil {
-		return journal.Head{}, fmt.Errorf("pgstore: head: %w", err)
+		return journal.Head{}, fmt.Errorf("pgstore: head: %w", unavailable(err))
 	}
 	h := journal.Head{Seq: uint64(seq)}
 	if len(hash) != len(h.Hash) {
@@ -390,7 +390,7 @@ func (s *Store) Idempotency(ctx context.Context, scope, key string, now int64) (
 		return nil, fmt.Errorf("pgstore: idempotency key: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: idempotency key: %w", err)
+		return nil, fmt.Errorf("pgstore: idempotency key: %w", unavailable(err))
 	}
 	if v.ExpiresAt < now {
 		return nil, fmt.Errorf("pgstore: idempotency key: expired: %w", store.ErrNotFound)
@@ -404,7 +404,7 @@ func (s *Store) Idempotency(ctx context.Context, scope, key string, now int64) (
 func (s *Store) DeleteExpiredIdempotency(ctx context.Context, now int64) (int, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency WHERE expires_at < $1`, now)
 	if err != nil {
-		return 0, fmt.Errorf("pgstore: delete expired idempotency keys: %w", err)
+		return 0, fmt.Errorf("pgstore: delete expired idempotency keys: %w", unavailable(err))
 	}
 	return int(tag.RowsAffected()), nil
 }
@@ -425,7 +425,7 @@ func (s *Store) APIKeys(ctx context.Context) ([]journal.APIKey, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT id, name, scopes, hash, created_at, revoked FROM api_keys ORDER BY id`)
 	keys, err := pgx.CollectRows(rows, scanAPIKey)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: api keys: %w", err)
+		return nil, fmt.Errorf("pgstore: api keys: %w", unavailable(err))
 	}
 	return keys, nil
 }
@@ -440,7 +440,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, h journal.Hash) (*journal.APIK
 		return nil, fmt.Errorf("pgstore: api key: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: api key: %w", err)
+		return nil, fmt.Errorf("pgstore: api key: %w", unavailable(err))
 	}
 	return &k, nil
 }
@@ -457,7 +457,7 @@ func (s *Store) Assets(ctx context.Context) ([]ledger.Asset, error) {
 		return a, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: assets: %w", err)
+		return nil, fmt.Errorf("pgstore: assets: %w", unavailable(err))
 	}
 	byCode := make(map[string]ledger.Asset, len(ledger.PreloadedAssets)+len(created))
 	for _, a := range ledger.PreloadedAssets {

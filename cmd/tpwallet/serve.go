@@ -30,6 +30,9 @@ type serveConfig struct {
 	LogLevel       string
 	IdempotencyTTL time.Duration
 	ShutdownWait   time.Duration
+	// Slow clients: how long a connection may take to send its headers and whole request,
+	// to take an answer, and to sit idle between requests.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// PostgreSQL only: the leader lease.
 	NodeID    string
 	Advertise string
@@ -46,6 +49,14 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"how long Idempotency-Key answers are kept (env TPWALLET_IDEMPOTENCY_TTL)")
 	fs.DurationVar(&c.ShutdownWait, "shutdown-timeout", envDuration("TPWALLET_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long a graceful shutdown waits for requests in flight (env TPWALLET_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", envDuration("TPWALLET_READ_HEADER_TIMEOUT", 5*time.Second),
+		"a connection that has not sent its request headers after this is closed (env TPWALLET_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", envDuration("TPWALLET_READ_TIMEOUT", 30*time.Second),
+		"a request not received whole (headers and body) after this is dropped (env TPWALLET_READ_TIMEOUT)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", envDuration("TPWALLET_WRITE_TIMEOUT", 60*time.Second),
+		"an answer not written after this (from the end of the request headers) is dropped (env TPWALLET_WRITE_TIMEOUT)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", envDuration("TPWALLET_IDLE_TIMEOUT", 120*time.Second),
+		"a keep-alive connection idle this long is closed (env TPWALLET_IDLE_TIMEOUT)")
 	fs.StringVar(&c.NodeID, "node-id", envOr("TPWALLET_NODE_ID", ""),
 		"PostgreSQL store: this instance's id in the leader lease, unique per instance (default hostname/listen address) (env TPWALLET_NODE_ID)")
 	fs.StringVar(&c.Advertise, "advertise", envOr("TPWALLET_ADVERTISE", ""),
@@ -122,11 +133,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer app.close()
 	srv := &http.Server{
 		Handler:           httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go app.sweep(ctx, log)
@@ -150,6 +161,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("stopped")
 	return nil
 }
+
+// maxHeaderBytes bounds a request's headers; larger ones are answered 431.
+const maxHeaderBytes = 64 << 10
 
 // app is an open store with its engine and service. On PostgreSQL the engine comes and
 // goes with the leader lease (stop ends the lease loop).

@@ -3,9 +3,11 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +25,9 @@ import (
 const adminKey = "tpw_test_admin_key_0123456789abcdef"
 
 var binPath string
+
+// The long version of the crash loop (scripts/torture.sh): more kill cycles.
+var crashCycles = flag.Int("crash.cycles", 3, "SIGKILL-and-restart cycles of the crash tests")
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "tpwallet-bin")
@@ -217,9 +222,12 @@ func crashRecovery(t *testing.T, dataDir string, storeArgs []string) {
 		all  = map[string]*sent{}
 		next atomic.Int64
 	)
-	for round := 0; round < 3; round++ {
+	seed := time.Now().UnixNano()
+	rng := mrand.New(mrand.NewPCG(uint64(seed), 0))
+	t.Logf("kill points drawn with seed %d, %d cycles", seed, *crashCycles)
+	for round := 0; round < *crashCycles; round++ {
 		var acks atomic.Int64
-		killAt := int64(300 + round*200)
+		killAt := int64(50 + rng.IntN(700)) // a random moment under load
 		killed := make(chan struct{})
 		var wg sync.WaitGroup
 		for w := 0; w < 16; w++ {

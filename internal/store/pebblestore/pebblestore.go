@@ -101,6 +101,7 @@ func Open(dir string, o Options) (*Store, error) {
 		MemTableSize:       o.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{o.Logger},
+		EventListener:      &pebble.EventListener{DataCorruption: corruptionLogger(o.Logger)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
@@ -231,6 +232,16 @@ func (s *Store) finalCheckpoint() error {
 	}
 	s.checkpointed(checkpoint{Seq: head.Seq, Time: s.headTime})
 	return nil
+}
+
+// corruptionLogger reports on-disk corruption that Pebble's checksums caught. Pebble's
+// default would exit the process; instead the read that met it fails with an error
+// wrapping pebble.ErrCorruption (so no damaged data is ever used), and this logs which file.
+func corruptionLogger(l *slog.Logger) func(pebble.DataCorruptionInfo) {
+	return func(info pebble.DataCorruptionInfo) {
+		l.Error("pebblestore: on-disk corruption detected by checksum; reads of the damaged range fail: restore the data directory from a backup and run tpwallet verify",
+			"file", info.Path, "detail", info.Details)
+	}
 }
 
 // pebbleLogger sends Pebble's messages to slog. Its Infof are internal detail (Debug);

@@ -1,8 +1,10 @@
 module github.com/tpwallet/tpwallet
 
-go 1.26
+go 1.26.0
 
 require gopkg.in/yaml.v3 v3.0.1
+
+require golang.org/x/time v0.16.0
 
 require (
 	github.com/DataDog/zstd v1.5.7 // indirect

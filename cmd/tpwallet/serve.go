@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,10 @@ type serveConfig struct {
 	// Slow clients: how long a connection may take to send its headers and whole request,
 	// to take an answer, and to sit idle between requests.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// Load the server turns away before it costs anything.
+	MaxInFlight int
+	RateLimit   float64
+	RateBurst   int
 	// PostgreSQL only: the leader lease.
 	NodeID    string
 	Advertise string
@@ -57,12 +62,27 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"an answer not written after this (from the end of the request headers) is dropped (env TPWALLET_WRITE_TIMEOUT)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", envDuration("TPWALLET_IDLE_TIMEOUT", 120*time.Second),
 		"a keep-alive connection idle this long is closed (env TPWALLET_IDLE_TIMEOUT)")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", envInt("TPWALLET_MAX_INFLIGHT", 4096),
+		"/v1 requests served at once; more are answered 503 overloaded (0: no bound) (env TPWALLET_MAX_INFLIGHT)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", envFloat("TPWALLET_RATE_LIMIT", 0),
+		"requests per second each API key may send; more are answered 429 rate_limited (0: no limit) (env TPWALLET_RATE_LIMIT)")
+	fs.IntVar(&c.RateBurst, "rate-burst", envInt("TPWALLET_RATE_BURST", 0),
+		"requests an API key may send at once above --rate-limit (default: one second's worth) (env TPWALLET_RATE_BURST)")
 	fs.StringVar(&c.NodeID, "node-id", envOr("TPWALLET_NODE_ID", ""),
 		"PostgreSQL store: this instance's id in the leader lease, unique per instance (default hostname/listen address) (env TPWALLET_NODE_ID)")
 	fs.StringVar(&c.Advertise, "advertise", envOr("TPWALLET_ADVERTISE", ""),
 		"PostgreSQL store: the URL clients reach this instance at, which standbys name in not_leader answers (default http://<listen address>) (env TPWALLET_ADVERTISE)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("TPWALLET_LEASE_TTL", 5*time.Second),
 		"PostgreSQL store: how long the leader lease lasts unrenewed; a standby takes over within about 1.2x this after the leader dies (env TPWALLET_LEASE_TTL)")
+}
+
+func envFloat(name string, def float64) float64 {
+	if v := os.Getenv(name); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+	}
+	return def
 }
 
 func envDuration(name string, def time.Duration) time.Duration {
@@ -132,7 +152,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer app.close()
 	srv := &http.Server{
-		Handler:           httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI}),
+		Handler: httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI,
+			MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit, RateBurst: c.RateBurst}),
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,

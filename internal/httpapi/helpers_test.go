@@ -96,6 +96,12 @@ func openStack(tb testing.TB, dir string) *stack {
 // depth, idempotency TTL).
 func openStackWith(tb testing.TB, dir string, eo engine.Options, so service.Options) *stack {
 	tb.Helper()
+	return openStackHTTP(tb, dir, eo, so, httpapi.Options{})
+}
+
+// openStackHTTP is openStackWith with handler options too (limits).
+func openStackHTTP(tb testing.TB, dir string, eo engine.Options, so service.Options, ho httpapi.Options) *stack {
+	tb.Helper()
 	ctx := context.Background()
 	ps, err := pebblestore.Open(dir, pebblestore.Options{})
 	if err != nil {
@@ -116,7 +122,8 @@ func openStackWith(tb testing.TB, dir string, eo engine.Options, so service.Opti
 		eng.Close()
 		tb.Fatalf("EnsureAdminKey: %v", err)
 	}
-	srv := httptest.NewServer(httpapi.New(svc, httpapi.Options{OpenAPI: tpwallet.OpenAPI}))
+	ho.OpenAPI = tpwallet.OpenAPI
+	srv := httptest.NewServer(httpapi.New(svc, ho))
 	s := &stack{dir: dir, store: fs, eng: eng, svc: svc, srv: srv, admin: adminSecret}
 	s.http = srv.Client()
 	s.http.Timeout = 2 * time.Minute

@@ -17,6 +17,13 @@ import (
 type Options struct {
 	Logger  *slog.Logger
 	OpenAPI []byte // served at /openapi.yaml
+	// MaxInFlight bounds the /v1 requests being served at once; beyond it requests are
+	// answered 503 overloaded at once (0: no bound).
+	MaxInFlight int
+	// RateLimit is the requests per second each API key may send (0: no limit), with
+	// bursts of RateBurst (default: one second's worth); beyond it 429 rate_limited.
+	RateLimit float64
+	RateBurst int
 }
 
 // Server is the REST API of api.md over a service.
@@ -25,6 +32,7 @@ type Server struct {
 	log    *slog.Logger
 	routes *http.ServeMux
 	spec   []byte
+	limits *limits
 }
 
 type ctxKey int
@@ -38,7 +46,8 @@ func New(svc *service.Service, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI}
+	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI,
+		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst)}
 	for _, rt := range s.table() {
 		s.routes.Handle(rt.pattern, s.guard(rt.scope, rt.handler))
 	}
@@ -119,6 +128,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"duration_ms", float64(time.Since(start).Microseconds())/1000)
 	}()
 	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
+		if !s.limits.enter() {
+			writeProblem(sw, problemOf(ledger.CodeOverloaded, "too many requests in flight; retry shortly"))
+			return
+		}
+		defer s.limits.leave()
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
 			writeProblem(sw, problemOf(ledger.CodeUnauthenticated, "send Authorization: Bearer <api key>"))
@@ -127,6 +141,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, err := s.svc.Authenticate(strings.TrimSpace(secret))
 		if err != nil {
 			writeProblem(sw, problemFromError(err))
+			return
+		}
+		if !s.limits.allow(p.KeyID) {
+			writeProblem(sw, problemOf(ledger.CodeRateLimited, "this API key sends more requests than it may; retry after Retry-After seconds"))
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey, p))

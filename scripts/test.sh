@@ -31,4 +31,10 @@ fuzz ./internal/httpapi FuzzFastDecodeTransfer
 fuzz ./internal/httpapi FuzzFastDecodeBatch
 fuzz ./internal/httpapi FuzzDecodeTransferRequest
 fuzz ./internal/httpapi FuzzDecodeBatchRequest
+fuzz ./internal/httpapi FuzzDecodeHoldRequest
+fuzz ./internal/httpapi FuzzDecodeAccountRequest
+fuzz ./internal/httpapi FuzzDecodeAssetRequest
+fuzz ./internal/httpapi FuzzDecodeAPIKeyRequest
+fuzz ./internal/httpapi FuzzQuery
+fuzz ./internal/store/pgstore FuzzCursors
 echo "== all tests passed"

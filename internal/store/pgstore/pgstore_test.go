@@ -17,7 +17,7 @@ import (
 
 var _ engine.Store = (*pgstore.Store)(nil)
 
-func newDatabase(t *testing.T) string { return pgtest.NewDatabase(t) }
+func newDatabase(tb testing.TB) string { return pgtest.NewDatabase(tb) }
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Opener {

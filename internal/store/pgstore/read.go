@@ -92,6 +92,9 @@ func decodeAccount(id string, rec []byte) (*ledger.Account, error) {
 
 // Transfer returns the transfer as of its latest change, or store.ErrNotFound.
 func (s *Store) Transfer(ctx context.Context, id string) (*ledger.Transfer, error) {
+	if !ledger.ValidText(id) { // PostgreSQL text holds no such id: none was ever stored
+		return nil, notFound("transfer", id)
+	}
 	var rec []byte
 	err := s.pool.QueryRow(ctx, `SELECT record FROM transfers WHERE id = $1`, id).Scan(&rec)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -106,6 +109,9 @@ func (s *Store) Transfer(ctx context.Context, id string) (*ledger.Transfer, erro
 // Transfers returns a page of transfers newest first by creation: those whose source or
 // destination is account, or all when account is "". An unknown account has none.
 func (s *Store) Transfers(ctx context.Context, account, cursor string, limit int) ([]*ledger.Transfer, string, error) {
+	if !ledger.ValidText(account) {
+		return nil, "", nil
+	}
 	limit = clampLimit(limit)
 	var rows pgx.Rows
 	if account == "" {
@@ -180,6 +186,9 @@ func nextCursor(more bool, account string, a int64, b int32) string {
 
 // Account returns the account as of the latest commit, or store.ErrNotFound.
 func (s *Store) Account(ctx context.Context, id string) (*ledger.Account, error) {
+	if !ledger.ValidText(id) {
+		return nil, notFound("account", id)
+	}
 	var rec []byte
 	err := s.pool.QueryRow(ctx, `SELECT record FROM accounts WHERE id = $1`, id).Scan(&rec)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -193,6 +202,9 @@ func (s *Store) Account(ctx context.Context, id string) (*ledger.Account, error)
 
 // Accounts returns a page of the accounts of owner (all when owner is ""), ordered by id.
 func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) ([]*ledger.Account, string, error) {
+	if !ledger.ValidText(owner) {
+		return nil, "", nil
+	}
 	limit = clampLimit(limit)
 	kind := byte(cursorAccounts)
 	var prefix []byte
@@ -207,6 +219,9 @@ func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) (
 			return nil, "", errBadCursor
 		}
 		after, hasAfter = string(pos[len(prefix):]), true
+		if !ledger.ValidText(after) { // not an id this store could have made a cursor of
+			return nil, "", errBadCursor
+		}
 	}
 	rows, _ := s.pool.Query(ctx, `SELECT id, record FROM accounts
 		WHERE ($1 = '' OR owner = $1) AND (NOT $2 OR id > $3)
@@ -243,6 +258,9 @@ func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) (
 }
 
 func (s *Store) accountExists(ctx context.Context, id string) error {
+	if !ledger.ValidText(id) {
+		return notFound("account", id)
+	}
 	var ok bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)`, id).Scan(&ok); err != nil {
 		return fmt.Errorf("pgstore: account %q: %w", id, unavailable(err))

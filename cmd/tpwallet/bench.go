@@ -24,6 +24,7 @@ import (
 
 	tpwallet "github.com/tpwallet/tpwallet"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
+	"github.com/tpwallet/tpwallet/internal/metrics"
 )
 
 type benchConfig struct {
@@ -36,6 +37,7 @@ type benchConfig struct {
 	BatchSize int
 	JSON      bool
 	Profile   string
+	NoMetrics bool
 }
 
 // benchResult is what `tpwallet bench --json` prints: a contract for scripts.
@@ -66,6 +68,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.Duration, "duration", envDuration("TPWALLET_BENCH_DURATION", 10*time.Second), "how long to run (env TPWALLET_BENCH_DURATION)")
 	fs.IntVar(&c.BatchSize, "batch-size", envInt("TPWALLET_BENCH_BATCH_SIZE", 1000), "transfers per request of the batch workload (env TPWALLET_BENCH_BATCH_SIZE)")
 	fs.BoolVar(&c.JSON, "json", envBool("TPWALLET_BENCH_JSON"), "print one JSON object instead of the table (env TPWALLET_BENCH_JSON)")
+	fs.BoolVar(&c.NoMetrics, "no-metrics", envBool("TPWALLET_BENCH_NO_METRICS"), "in-process server without Prometheus metrics, to measure what they cost (env TPWALLET_BENCH_NO_METRICS)")
 	fs.StringVar(&c.Profile, "cpuprofile", envOr("TPWALLET_BENCH_CPUPROFILE", ""), "write a CPU profile of the run (load generator and in-process server) to this file (env TPWALLET_BENCH_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,7 +85,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("bench: --url needs an API key (--key or TPWALLET_BENCH_KEY)")
 	}
 	if c.URL == "" {
-		stop, url, key, err := startInProcess(ctx)
+		stop, url, key, err := startInProcess(ctx, !c.NoMetrics)
 		if err != nil {
 			return err
 		}
@@ -127,13 +130,17 @@ func envInt(name string, def int) int {
 
 // startInProcess serves a fresh temporary data directory, fsync on, through the same code
 // path as `tpwallet serve`.
-func startInProcess(ctx context.Context) (stop func(), url, key string, err error) {
+func startInProcess(ctx context.Context, withMetrics bool) (stop func(), url, key string, err error) {
 	dir, err := os.MkdirTemp("", "tpwallet-bench-")
 	if err != nil {
 		return nil, "", "", err
 	}
 	log := slog.New(slog.DiscardHandler)
-	app, err := openApp(ctx, "", dir, 24*time.Hour, log)
+	var m *metrics.Metrics // as serve has them, unless measuring their cost
+	if withMetrics {
+		m = metrics.New()
+	}
+	app, err := openApp(ctx, "", dir, 24*time.Hour, log, m)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", "", err
@@ -150,7 +157,7 @@ func startInProcess(ctx context.Context) (stop func(), url, key string, err erro
 		os.RemoveAll(dir)
 		return nil, "", "", err
 	}
-	srv := &http.Server{Handler: httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI}),
+	srv := &http.Server{Handler: httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI, Metrics: m}),
 		ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return func() {

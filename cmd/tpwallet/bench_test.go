@@ -55,7 +55,7 @@ func TestBenchJSON(t *testing.T) {
 // transfer must be reported as a mismatch.
 func TestBenchCatchesWrongTally(t *testing.T) {
 	ctx := context.Background()
-	stop, url, key, err := startInProcess(ctx)
+	stop, url, key, err := startInProcess(ctx, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,16 +9,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	tpwallet "github.com/tpwallet/tpwallet"
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/ha"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
+	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
+	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
 	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 )
 
@@ -38,6 +43,8 @@ type serveConfig struct {
 	MaxInFlight int
 	RateLimit   float64
 	RateBurst   int
+	// AdminAddr, when set, serves /metrics and pprof there instead of /metrics on Addr.
+	AdminAddr string
 	// PostgreSQL only: the leader lease.
 	NodeID    string
 	Advertise string
@@ -62,6 +69,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"an answer not written after this (from the end of the request headers) is dropped (env TPWALLET_WRITE_TIMEOUT)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", envDuration("TPWALLET_IDLE_TIMEOUT", 120*time.Second),
 		"a keep-alive connection idle this long is closed (env TPWALLET_IDLE_TIMEOUT)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", envOr("TPWALLET_ADMIN_ADDR", ""),
+		"serve /metrics and /debug/pprof/ on this address only (keep it private); unset: /metrics on --addr, no pprof (env TPWALLET_ADMIN_ADDR)")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", envInt("TPWALLET_MAX_INFLIGHT", 4096),
 		"/v1 requests served at once; more are answered 503 overloaded (0: no bound) (env TPWALLET_MAX_INFLIGHT)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", envFloat("TPWALLET_RATE_LIMIT", 0),
@@ -136,10 +145,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer ln.Close()
 	var app *app
 	adminKey := os.Getenv("TPWALLET_ADMIN_KEY")
+	m := metrics.New()
 	if isPostgres(c.Store) {
-		app, err = openGroup(ctx, &c, ln.Addr().String(), adminKey, stdout, log)
+		app, err = openGroup(ctx, &c, ln.Addr().String(), adminKey, stdout, log, m)
 	} else {
-		app, err = openApp(ctx, c.Store, c.DataDir, c.IdempotencyTTL, log)
+		app, err = openApp(ctx, c.Store, c.DataDir, c.IdempotencyTTL, log, m)
 		if err == nil {
 			err = app.ensureAdminKey(ctx, adminKey, stdout)
 		}
@@ -151,9 +161,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer app.close()
+	var metricsOnMain http.Handler
+	if c.AdminAddr == "" {
+		metricsOnMain = m.Handler()
+	} else {
+		stopAdmin, err := serveAdmin(c.AdminAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stopAdmin()
+	}
 	srv := &http.Server{
 		Handler: httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI,
-			MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit, RateBurst: c.RateBurst}),
+			MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit, RateBurst: c.RateBurst,
+			Metrics: m, MetricsHandler: metricsOnMain}),
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
@@ -195,7 +216,7 @@ type app struct {
 	closed bool
 }
 
-func openApp(ctx context.Context, storeURL, dir string, ttl time.Duration, log *slog.Logger) (*app, error) {
+func openApp(ctx context.Context, storeURL, dir string, ttl time.Duration, log *slog.Logger, m *metrics.Metrics) (*app, error) {
 	st, err := openStore(ctx, storeURL, dir, log)
 	if err != nil {
 		return nil, err
@@ -210,6 +231,11 @@ func openApp(ctx context.Context, storeURL, dir string, ttl time.Duration, log *
 	if err != nil {
 		eng.Close()
 		return nil, err
+	}
+	registerEngineMetrics(m, svc)
+	m.Role(true, 0) // the only writer of its data directory
+	if ps, ok := st.(*pebblestore.Store); ok && m != nil {
+		m.Register(metrics.FsyncCollector(ps.FsyncLatency))
 	}
 	return &app{eng: eng, svc: svc}, nil
 }
@@ -228,7 +254,7 @@ func (a *app) close() error {
 // openGroup opens a PostgreSQL store shared by a group of instances: the service starts as
 // a standby and a lease node promotes it when this instance holds the leader lease (at
 // once when no other instance does).
-func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, stdout io.Writer, log *slog.Logger) (*app, error) {
+func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, stdout io.Writer, log *slog.Logger, m *metrics.Metrics) (*app, error) {
 	if k := strings.TrimSpace(adminKey); k != "" && len(k) < 16 {
 		return nil, errors.New("TPWALLET_ADMIN_KEY must be at least 16 characters")
 	}
@@ -247,6 +273,7 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 		return nil, err
 	}
 	a := &app{svc: svc}
+	registerEngineMetrics(m, svc)
 	nodeID, advertise := c.NodeID, c.Advertise
 	if nodeID == "" {
 		host, _ := os.Hostname()
@@ -267,6 +294,12 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 		Address:  advertise,
 		TTL:      c.LeaseTTL,
 		Logger:   log,
+		Changed: func(r ha.Role) {
+			m.Role(r == ha.Leader, pg.Epoch())
+			if r == ha.Standby && nctx.Err() == nil { // not the release at shutdown
+				m.LeaseLost()
+			}
+		},
 	})
 	done := node.Start(nctx)
 	if !svc.IsLeader() {
@@ -278,6 +311,44 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 		return pg.Close()
 	}
 	return a, nil
+}
+
+// registerEngineMetrics exports the queue of whichever engine the service writes through
+// (none on a standby).
+func registerEngineMetrics(m *metrics.Metrics, svc *service.Service) {
+	if m == nil {
+		return
+	}
+	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tpwallet_engine_queue_depth",
+		Help: "Submissions waiting for the engine's writer."}, func() float64 {
+		if e := svc.Engine(); e != nil {
+			return float64(e.Queued())
+		}
+		return 0
+	}))
+	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tpwallet_engine_queue_capacity",
+		Help: "Bound of the engine's queue; a write beyond it is answered 503 overloaded."},
+		func() float64 { return engine.QueueDepthMax }))
+}
+
+// serveAdmin serves /metrics and pprof on addr (--admin-addr); stop closes it.
+func serveAdmin(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	log.Info("admin listening (metrics, pprof)", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 // keepOpen lends the engine a store it must not close: on PostgreSQL the store outlives

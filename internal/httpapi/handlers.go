@@ -49,6 +49,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, max int64, allowE
 	}
 	if ans.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
+		s.metrics.Replay()
 	}
 	writeRaw(w, ans.Status, ans.Body, ans.Status >= 400)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
 )
 
@@ -24,6 +25,10 @@ type Options struct {
 	// bursts of RateBurst (default: one second's worth); beyond it 429 rate_limited.
 	RateLimit float64
 	RateBurst int
+	// Metrics records every request (nil: none). MetricsHandler, when set, is served at
+	// GET /metrics without authentication (serve sets it unless --admin-addr is set).
+	Metrics        *metrics.Metrics
+	MetricsHandler http.Handler
 }
 
 // Server is the REST API of api.md over a service.
@@ -31,8 +36,9 @@ type Server struct {
 	svc    *service.Service
 	log    *slog.Logger
 	routes *http.ServeMux
-	spec   []byte
-	limits *limits
+	spec    []byte
+	limits  *limits
+	metrics *metrics.Metrics
 }
 
 type ctxKey int
@@ -47,9 +53,12 @@ func New(svc *service.Service, o Options) *Server {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI,
-		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst)}
+		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst), metrics: o.Metrics}
 	for _, rt := range s.table() {
 		s.routes.Handle(rt.pattern, s.guard(rt.scope, rt.handler))
+	}
+	if o.MetricsHandler != nil {
+		s.routes.Handle("GET /metrics", o.MetricsHandler)
 	}
 	return s
 }
@@ -124,8 +133,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeProblem(sw, problemOf(ledger.CodeInternal, "an internal error occurred; the request id identifies it in the logs"))
 			}
 		}
+		d := time.Since(start)
+		s.metrics.HTTP(routeLabel(r.Pattern), methodLabel(r.Method), sw.status, d)
 		log.Debug("request", "method", r.Method, "route", r.Pattern, "status", sw.status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000)
+			"duration_ms", float64(d.Microseconds())/1000)
 	}()
 	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
 		if !s.limits.enter() {
@@ -156,6 +167,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ServeMux.Handler only finds the handler; ServeHTTP also sets r.Pattern and the
 	// {id} path values that handlers read with r.PathValue.
 	s.routes.ServeHTTP(sw, r)
+}
+
+// routeLabel is the path of a mux pattern ("GET /v1/transfers/{id}" → "/v1/transfers/{id}"),
+// or "unmatched": never the request's path, which holds ids.
+func routeLabel(pattern string) string {
+	if pattern == "" {
+		return "unmatched"
+	}
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		return path
+	}
+	return pattern
+}
+
+// methodLabel keeps the method label to the standard methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch,
+		http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // notRouted answers 405 when the path exists for another method, else 404.

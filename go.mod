@@ -4,6 +4,8 @@ go 1.26
 
 require gopkg.in/yaml.v3 v3.0.1
 
+require github.com/anishathalye/porcupine v1.3.1
+
 require (
 	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/RaduBerinde/axisds v0.1.0 // indirect

@@ -1,0 +1,158 @@
+package lincheck
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Recorder records a history: each operation's input and output, with its invocation and
+// response times on one monotonic clock. It is safe for concurrent use.
+type Recorder struct {
+	start time.Time
+
+	mu      sync.Mutex
+	ops     []porcupine.Operation
+	clients map[int]int // per group, the next client id
+	unknown int
+	open    int // calls begun and not yet ended or dropped
+}
+
+// NewRecorder returns an empty Recorder whose clock starts now.
+func NewRecorder() *Recorder {
+	return &Recorder{start: time.Now(), clients: map[int]int{}}
+}
+
+func (r *Recorder) now() int64 { return int64(time.Since(r.start)) } // monotonic
+
+// Client returns a new client id within group: 0, 1, 2, … A client that got no answer
+// must take a new id before its next operation, because the unanswered one stays open to
+// the end of the history and a client's operations must not overlap.
+func (r *Recorder) Client(group int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := r.clients[group]
+	r.clients[group] = id + 1
+	return id
+}
+
+// Call is an operation invoked and not yet answered.
+type Call struct {
+	r      *Recorder
+	client int
+	in     Input
+	at     int64
+	done   bool
+}
+
+// Begin records the invocation of in by client. Call it just before sending the request.
+func (r *Recorder) Begin(client int, in Input) *Call {
+	r.mu.Lock()
+	r.open++
+	r.mu.Unlock()
+	return &Call{r: r, client: client, in: in, at: r.now()}
+}
+
+// End records the answer, just after it arrived. An Unknown read is left out: a read
+// changes nothing, so not knowing its answer tells nothing.
+func (c *Call) End(out Output) {
+	ret := c.r.now()
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	c.finish()
+	if out.Outcome == Unknown {
+		if c.in.Op == OpReadAccount || c.in.Op == OpReadTransfer {
+			return
+		}
+		c.r.unknown++
+		ret = -1 // set past the end of the history by Operations
+	}
+	c.r.ops = append(c.r.ops, porcupine.Operation{ClientId: c.client, Input: c.in, Call: c.at,
+		Output: out, Return: ret})
+}
+
+// Drop leaves the operation out of the history: use it only when the request certainly
+// never reached the server (the connection was refused).
+func (c *Call) Drop() {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	c.finish()
+}
+
+func (c *Call) finish() {
+	if c.done {
+		panic("lincheck: a call ended twice")
+	}
+	c.done = true
+	c.r.open--
+}
+
+// Operations returns the history so far. An operation with an Unknown outcome returns
+// after every other one: it may take effect at any time after its invocation, or never.
+// It panics if a call has begun and not ended, since the history would then be incomplete.
+func (r *Recorder) Operations() []porcupine.Operation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.open != 0 {
+		panic(fmt.Sprintf("lincheck: %d calls have not ended", r.open))
+	}
+	end := int64(0)
+	for _, op := range r.ops {
+		end = max(end, op.Call, op.Return)
+	}
+	ops := make([]porcupine.Operation, len(r.ops))
+	for i, op := range r.ops {
+		if op.Return < 0 {
+			op.Return = end + 1
+		}
+		ops[i] = op
+	}
+	return ops
+}
+
+// UnknownCount is the number of operations recorded with an Unknown outcome.
+func (r *Recorder) UnknownCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unknown
+}
+
+// Report is the outcome of Check.
+type Report struct {
+	Result     porcupine.CheckResult // Ok, Illegal, or Unknown when the check timed out
+	Operations int
+	Partitions int
+	Took       time.Duration
+	// Visualization is the path of porcupine's HTML visualization of the history, written
+	// when Result is not Ok.
+	Visualization string
+}
+
+func (r Report) String() string {
+	s := fmt.Sprintf("%s: %d operations in %d histories, checked in %v", r.Result,
+		r.Operations, r.Partitions, r.Took.Round(time.Millisecond))
+	if r.Visualization != "" {
+		s += "; visualization: " + r.Visualization
+	}
+	return s
+}
+
+// Check checks history against m within timeout (0: none). When the history is not shown
+// linearizable it writes the visualization to linearizability.html in dir.
+func Check(m porcupine.Model, history []porcupine.Operation, timeout time.Duration, dir string) (Report, error) {
+	t0 := time.Now()
+	res, info := porcupine.CheckOperationsVerbose(m, history, timeout)
+	rep := Report{Result: res, Operations: len(history), Partitions: len(m.Partition(history)),
+		Took: time.Since(t0)}
+	if res == porcupine.Ok {
+		return rep, nil
+	}
+	rep.Visualization = filepath.Join(dir, "linearizability.html")
+	if err := porcupine.VisualizePath(m, info, rep.Visualization); err != nil {
+		return rep, fmt.Errorf("lincheck: visualization: %w", err)
+	}
+	return rep, nil
+}

@@ -1,8 +1,12 @@
 package lincheck
 
 import (
+	"cmp"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -129,6 +133,9 @@ type Report struct {
 	// Visualization is the path of porcupine's HTML visualization of the history, written
 	// when Result is not Ok.
 	Visualization string
+	// Explanation says in text, for each group that is not linearizable, where the longest
+	// order porcupine found gets stuck. Empty when Result is Ok.
+	Explanation string
 }
 
 func (r Report) String() string {
@@ -140,19 +147,96 @@ func (r Report) String() string {
 	return s
 }
 
-// Check checks history against m within timeout (0: none). When the history is not shown
-// linearizable it writes the visualization to linearizability.html in dir.
-func Check(m porcupine.Model, history []porcupine.Operation, timeout time.Duration, dir string) (Report, error) {
+// Check checks history against the model of a ledger that starts as start, within timeout
+// (0: none). When the history is not shown linearizable it explains why in text and writes
+// porcupine's visualization to linearizability.html in dir; with dir "" in a new directory
+// under os.TempDir, which outlives the test that failed.
+func Check(start []Account, history []porcupine.Operation, timeout time.Duration, dir string) (Report, error) {
+	m := Model(start)
 	t0 := time.Now()
 	res, info := porcupine.CheckOperationsVerbose(m, history, timeout)
-	rep := Report{Result: res, Operations: len(history), Partitions: len(m.Partition(history)),
-		Took: time.Since(t0)}
+	parts := m.Partition(history)
+	rep := Report{Result: res, Operations: len(history), Partitions: len(parts), Took: time.Since(t0)}
 	if res == porcupine.Ok {
 		return rep, nil
+	}
+	rep.Explanation = explain(start, parts, info.PartialLinearizations())
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "tpwallet-lincheck-"); err != nil {
+			return rep, fmt.Errorf("lincheck: visualization: %w", err)
+		}
 	}
 	rep.Visualization = filepath.Join(dir, "linearizability.html")
 	if err := porcupine.VisualizePath(m, info, rep.Visualization); err != nil {
 		return rep, fmt.Errorf("lincheck: visualization: %w", err)
 	}
 	return rep, nil
+}
+
+// explain describes, for each partition that no order explains, the longest order found
+// (its last operations and the state after it) and the operations that could come next,
+// with the answer the model would give to each.
+func explain(start []Account, parts [][]porcupine.Operation, partials [][][]int) string {
+	var b strings.Builder
+	for p, ops := range parts {
+		var longest []int
+		for _, l := range partials[p] {
+			if len(l) > len(longest) {
+				longest = l
+			}
+		}
+		if len(longest) == len(ops) {
+			continue // linearizable
+		}
+		st := Model(start).Init().(*state)
+		ordered := make([]bool, len(ops))
+		for _, id := range longest {
+			_, st = apply(start, st, ops[id].Input.(Input))
+			ordered[id] = true
+		}
+		fmt.Fprintf(&b, "group %d: %d operations, at most %d of them in an order the model accepts.\n",
+			ops[0].Input.(Input).Group, len(ops), len(longest))
+		b.WriteString("The last operations of that order:\n")
+		for _, id := range longest[max(0, len(longest)-8):] {
+			b.WriteString(describeOp(ops[id], ""))
+		}
+		b.WriteString("The model's state after them:\n" + describeState(st))
+		rest := []int{}
+		for id := range ops {
+			if !ordered[id] {
+				rest = append(rest, id)
+			}
+		}
+		slices.SortFunc(rest, func(i, j int) int { return cmp.Compare(ops[i].Return, ops[j].Return) })
+		first := ops[rest[0]].Return // every operation called by then could be next
+		slices.SortFunc(rest, func(i, j int) int { return cmp.Compare(ops[i].Call, ops[j].Call) })
+		b.WriteString("None of the operations that could come next gets the answer the model gives:\n")
+		n := 0
+		for _, id := range rest {
+			if ops[id].Call > first || n == 12 {
+				break
+			}
+			want, _ := apply(start, st, ops[id].Input.(Input))
+			b.WriteString(describeOp(ops[id], DescribeOutput(ops[id].Input.(Input), want)))
+			n++
+		}
+	}
+	return b.String()
+}
+
+// describeOp renders one operation with its times in ms since the history began, and the
+// model's answer when want is not "".
+func describeOp(op porcupine.Operation, want string) string {
+	in, out := op.Input.(Input), op.Output.(Output)
+	ret := fmt.Sprintf("%.3f", float64(op.Return)/1e6)
+	if out.Outcome == Unknown {
+		ret = "end"
+	}
+	s := fmt.Sprintf("  client %d [%.3f ms, %s]: %s → %s", op.ClientId, float64(op.Call)/1e6, ret,
+		DescribeInput(in), DescribeOutput(in, out))
+	if want != "" {
+		s += " (the model: " + want + ")"
+	}
+	return s + "\n"
 }

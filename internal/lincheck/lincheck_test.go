@@ -126,7 +126,7 @@ func TestLinearizable(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rep, err := lincheck.Check(lincheck.Model(start), tc.ops, 0, t.TempDir())
+			rep, err := lincheck.Check(start, tc.ops, 0, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,7 +192,7 @@ func TestNotLinearizable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			rep, err := lincheck.Check(lincheck.Model(start), tc.ops, 0, dir)
+			rep, err := lincheck.Check(start, tc.ops, 0, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,6 +205,10 @@ func TestNotLinearizable(t *testing.T) {
 			}
 			if !strings.Contains(string(b), "create t0") {
 				t.Errorf("the visualization does not describe the operations")
+			}
+			t.Logf("%s", rep.Explanation)
+			if !strings.Contains(rep.Explanation, "(the model: ") {
+				t.Errorf("the explanation names no answer of the model:\n%s", rep.Explanation)
 			}
 		})
 	}
@@ -219,7 +223,7 @@ func TestPartition(t *testing.T) {
 		op(0, 0, 10, in0, created(posted, 70, 70)),
 		op(0, 20, 30, in1, created(posted, 70, 70)),
 	}
-	rep, err := lincheck.Check(lincheck.Model(start), ops, 0, t.TempDir())
+	rep, err := lincheck.Check(start, ops, 0, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +264,7 @@ func TestRecorder(t *testing.T) {
 	if u := ops[1]; u.Output.(lincheck.Output).Outcome != lincheck.Unknown || u.Return <= last {
 		t.Errorf("the unknown create returns at %d, want after %d", u.Return, last)
 	}
-	rep, err := lincheck.Check(lincheck.Model(start), ops, 0, t.TempDir())
+	rep, err := lincheck.Check(start, ops, 0, t.TempDir())
 	if err != nil || rep.Result != porcupine.Ok {
 		t.Fatalf("got %s, %v; want Ok", rep, err)
 	}

@@ -383,12 +383,12 @@ func DescribeOutput(in Input, o Output) string {
 }
 
 func describeTransfer(t Transfer) string {
-	return fmt.Sprintf("%s %d posted %d", t.Status, t.Amount, t.AmountPosted)
+	return fmt.Sprintf("%s amount=%d amount_posted=%d", t.Status, t.Amount, t.AmountPosted)
 }
 
 func describeBalance(b Balance) string {
-	return fmt.Sprintf("debits %d+%d pending, credits %d+%d pending",
-		b.DebitsPosted, b.DebitsPending, b.CreditsPosted, b.CreditsPending)
+	return fmt.Sprintf("debits_posted=%d credits_posted=%d pending_debits=%d pending_credits=%d",
+		b.DebitsPosted, b.CreditsPosted, b.DebitsPending, b.CreditsPending)
 }
 
 func describeState(s *state) string {

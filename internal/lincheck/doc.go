@@ -15,7 +15,9 @@
 // # Unknown outcomes
 //
 // An operation whose answer the client never got (connection lost, 5xx, server killed) is
-// recorded with Outcome Unknown and a return time after every other operation: it may have
-// taken effect at any point after its invocation, or never. Its Step applies it when it
-// would succeed and accepts it either way; linearizing it last stands for "never applied".
+// recorded with Outcome Unknown. It may have taken effect at any time after its invocation
+// or never, so its Step leads to two states, applied and not (the model is a
+// porcupine.NondeterministicModel). It returns at the end of the history, or, when the
+// process that received it is known to have died, at that death (Call.EndUnknownBy): a dead
+// process changes nothing more, and the bound keeps the search small.
 package lincheck

@@ -147,6 +147,25 @@ func (r Report) String() string {
 	return s
 }
 
+// Now returns the time on the recorder's clock, for EndUnknownBy.
+func (r *Recorder) Now() int64 { return r.now() }
+
+// EndUnknownBy records that the client learnt nothing of the operation, but that it cannot
+// take effect after at (on the recorder's clock): the process that received it had died
+// by then. It then returns at at, or at its call if at is earlier (it was sent to a dead
+// process, so it took no effect), instead of at the end of the history.
+func (c *Call) EndUnknownBy(at int64) {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	c.finish()
+	if c.in.Op == OpReadAccount || c.in.Op == OpReadTransfer {
+		return
+	}
+	c.r.unknown++
+	c.r.ops = append(c.r.ops, porcupine.Operation{ClientId: c.client, Input: c.in, Call: c.at,
+		Output: Output{Outcome: Unknown}, Return: max(at, c.at)})
+}
+
 // Check checks history against the model of a ledger that starts as start, within timeout
 // (0: none). When the history is not shown linearizable it explains why in text and writes
 // porcupine's visualization to linearizability.html in dir; with dir "" in a new directory
@@ -189,10 +208,14 @@ func explain(start []Account, parts [][]porcupine.Operation, partials [][][]int)
 		if len(longest) == len(ops) {
 			continue // linearizable
 		}
-		st := Model(start).Init().(*state)
+		states := []*state{initial(start)}
 		ordered := make([]bool, len(ops))
 		for _, id := range longest {
-			_, st = apply(start, st, ops[id].Input.(Input))
+			var next []*state
+			for _, st := range states {
+				next = append(next, step(start, st, ops[id].Input.(Input), ops[id].Output.(Output))...)
+			}
+			states = next
 			ordered[id] = true
 		}
 		fmt.Fprintf(&b, "group %d: %d operations, at most %d of them in an order the model accepts.\n",
@@ -201,7 +224,13 @@ func explain(start []Account, parts [][]porcupine.Operation, partials [][][]int)
 		for _, id := range longest[max(0, len(longest)-8):] {
 			b.WriteString(describeOp(ops[id], ""))
 		}
-		b.WriteString("The model's state after them:\n" + describeState(st))
+		if len(states) > 1 { // unknown outcomes leave several: show the first
+			fmt.Fprintf(&b, "The model may be in %d states after them (unknown outcomes); the first:\n", len(states))
+		} else {
+			b.WriteString("The model's state after them:\n")
+		}
+		st := states[0]
+		b.WriteString(describeState(st))
 		rest := []int{}
 		for id := range ops {
 			if !ordered[id] {

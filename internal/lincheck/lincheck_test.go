@@ -119,6 +119,16 @@ func TestLinearizable(t *testing.T) {
 			op(1, 20, 30, readTransfer(0), rejected(ledger.CodeTransferNotFound)),
 			op(2, 40, 50, create(0, 1, 2, 10, false), created(posted, 10, 10)),
 		}},
+		{"unknown create cut short by a kill, not applied", []porcupine.Operation{
+			op(0, 0, 50, create(0, 1, 2, 10, false), unknown), // the server died at 50
+			op(1, 60, 70, readTransfer(0), rejected(ledger.CodeTransferNotFound)),
+			op(1, 80, 90, readAccount(1), balance(0, 100, 0, 0)),
+		}},
+		{"unknown create cut short by a kill, applied", []porcupine.Operation{
+			op(0, 0, 50, create(0, 1, 2, 10, false), unknown),
+			op(1, 60, 70, readAccount(1), balance(10, 100, 0, 0)),
+			op(1, 80, 90, readTransfer(0), ok(posted, 10, 10)),
+		}},
 		{"unknown void never applied", []porcupine.Operation{
 			op(0, 0, 10, create(0, 1, 2, 10, true), created(pending, 10, 0)),
 			op(1, 20, never, void(0), unknown),
@@ -180,6 +190,11 @@ func TestNotLinearizable(t *testing.T) {
 			op(1, 10, 20, readTransfer(0), ok(posted, 30, 30)),
 			op(1, 30, 40, readTransfer(0), rejected(ledger.CodeTransferNotFound)),
 		}},
+		{"a transfer applied after the server died", []porcupine.Operation{
+			op(0, 0, 50, create(0, 1, 2, 30, false), unknown), // the server died at 50
+			op(1, 60, 70, readTransfer(0), rejected(ledger.CodeTransferNotFound)),
+			op(1, 80, 90, readTransfer(0), ok(posted, 30, 30)),
+		}},
 		{"a transfer seen before its balances", []porcupine.Operation{
 			op(0, 0, 100, create(0, 1, 2, 30, false), created(posted, 30, 30)),
 			op(1, 10, 20, readTransfer(0), ok(posted, 30, 30)),
@@ -240,6 +255,9 @@ func TestRecorder(t *testing.T) {
 	if c0 != 0 || c1 != 1 || r.Client(1) != 0 {
 		t.Fatalf("client ids %d, %d: want 0, 1, and 0 in another group", c0, c1)
 	}
+	cut := r.Begin(c1, create(2, 1, 2, 5, false))
+	died := r.Now()
+	cut.EndUnknownBy(died)
 	lost := r.Begin(c0, create(0, 1, 2, 10, false))
 	r.Begin(c1, readAccount(1)).End(unknown)
 	r.Begin(c1, create(1, 1, 2, 10, false)).Drop()
@@ -249,19 +267,22 @@ func TestRecorder(t *testing.T) {
 	r.Begin(c1, readTransfer(0)).End(ok(posted, 10, 10))
 
 	ops := r.Operations()
-	if len(ops) != 3 || r.UnknownCount() != 1 {
-		t.Fatalf("got %d operations, %d unknown; want 3, 1 unknown", len(ops), r.UnknownCount())
+	if len(ops) != 4 || r.UnknownCount() != 2 {
+		t.Fatalf("got %d operations, %d unknown; want 4, 2 unknown", len(ops), r.UnknownCount())
 	}
 	last := int64(0)
 	for _, o := range ops {
+		if o.Return < o.Call {
+			t.Errorf("%v returns at %d before its call at %d", o.Input, o.Return, o.Call)
+		}
 		if o.Output.(lincheck.Output).Outcome != lincheck.Unknown {
-			if o.Return < o.Call {
-				t.Errorf("%v returns at %d before its call at %d", o.Input, o.Return, o.Call)
-			}
 			last = max(last, o.Return)
 		}
 	}
-	if u := ops[1]; u.Output.(lincheck.Output).Outcome != lincheck.Unknown || u.Return <= last {
+	if c := ops[0]; c.Output.(lincheck.Output).Outcome != lincheck.Unknown || c.Return != died {
+		t.Errorf("the create cut short returns at %d, want %d", c.Return, died)
+	}
+	if u := ops[2]; u.Output.(lincheck.Output).Outcome != lincheck.Unknown || u.Return <= last {
 		t.Errorf("the unknown create returns at %d, want after %d", u.Return, last)
 	}
 	rep, err := lincheck.Check(start, ops, 0, t.TempDir())

@@ -146,20 +146,21 @@ func (s *state) with(i int, t transfer, f func(a []Balance)) *state {
 }
 
 // Model returns the porcupine model of a ledger whose every group starts with the accounts
-// of start (indexes 0 … len(start)−1) and no transfer.
+// of start (indexes 0 … len(start)−1) and no transfer. Its states are sets of ledger states
+// (porcupine.NondeterministicModel): an operation with an Unknown outcome leads to both the
+// state where it took effect and the one where it did not.
 func Model(start []Account) porcupine.Model {
 	start = slices.Clone(start)
-	return porcupine.Model{
+	nm := porcupine.NondeterministicModel{
 		Partition: partition,
-		Init: func() any {
-			s := &state{accounts: make([]Balance, len(start))}
-			for i, a := range start {
-				s.accounts[i] = a.Balance
+		Init:      func() []any { return []any{initial(start)} },
+		Step: func(st, in, out any) []any {
+			next := step(start, st.(*state), in.(Input), out.(Output))
+			states := make([]any, len(next))
+			for i, n := range next {
+				states[i] = n
 			}
-			return s
-		},
-		Step: func(st, in, out any) (bool, any) {
-			return step(start, st.(*state), in.(Input), out.(Output))
+			return states
 		},
 		Equal: func(a, b any) bool { return equal(a.(*state), b.(*state)) },
 		Hash:  func(s any) uint64 { return hash(s.(*state)) },
@@ -168,16 +169,29 @@ func Model(start []Account) porcupine.Model {
 		},
 		DescribeState: func(s any) string { return describeState(s.(*state)) },
 	}
+	return nm.ToModel()
 }
 
-// step is the sequential specification: the answer the ledger gives to in at s, and the
-// state after it. An Unknown output is accepted whatever the answer would be.
-func step(start []Account, s *state, in Input, got Output) (bool, any) {
-	want, next := apply(start, s, in)
-	if got.Outcome == Unknown {
-		return true, next
+func initial(start []Account) *state {
+	s := &state{accounts: make([]Balance, len(start))}
+	for i, a := range start {
+		s.accounts[i] = a.Balance
 	}
-	return normalize(in, got) == want, next
+	return s
+}
+
+// step is the sequential specification: the states that s may be in after in answered got
+// (none if the ledger would answer otherwise). An Unknown output is accepted whatever the
+// answer would be, as applied or not.
+func step(start []Account, s *state, in Input, got Output) []*state {
+	want, next := apply(start, s, in)
+	switch {
+	case got.Outcome == Unknown && next != s:
+		return []*state{next, s}
+	case got.Outcome == Unknown || normalize(in, got) == want:
+		return []*state{next}
+	}
+	return nil
 }
 
 // apply gives the answer the ledger gives to in at s and the state after it (s itself when

@@ -95,7 +95,7 @@ type accountShard struct {
 // accountEntry is one account. cur changes only after the batch that changed it is durable;
 // next and dirty belong to the writer (Store.mu).
 type accountEntry struct {
-	cur   atomic.Pointer[ledger.Account] // never changed once stored: replaced
+	cur   atomic.Pointer[accountVersion] // never changed once stored: replaced
 	next  *ledger.Account                // what the Commit in progress writes
 	dirty bool                           // changed since the last checkpoint: in Store.dirty
 }
@@ -106,7 +106,7 @@ func (e *accountEntry) value() *ledger.Account {
 	if e.next != nil {
 		return e.next
 	}
-	return e.cur.Load()
+	return e.cur.Load().a
 }
 
 func newAccountMap(sizeHint int) *accountMap {
@@ -129,12 +129,13 @@ func (m *accountMap) entry(id string) *accountEntry {
 	return e
 }
 
-// account returns the current value of id, or nil. Callers must not change it.
-func (m *accountMap) account(id string) *ledger.Account {
+// account returns the value of id as of generation gen, or nil, and false if it changed
+// twice since gen (see accountVersion.at). Callers must not change it.
+func (m *accountMap) account(id string, gen uint64) (*ledger.Account, bool) {
 	if e := m.entry(id); e != nil {
-		return e.cur.Load()
+		return e.cur.Load().at(gen)
 	}
-	return nil
+	return nil, true
 }
 
 // add makes e, whose cur is set, the entry of id.

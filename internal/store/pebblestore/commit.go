@@ -88,7 +88,10 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 		s.unstageAccounts(dirtyMark)
 		return fmt.Errorf("pebblestore: commit %d: %w", seq, err)
 	}
-	s.publishAccounts()
+	if s.afterBatch != nil {
+		s.afterBatch()
+	}
+	s.publishAccounts(s.gen + 1)
 	if r := c.Record; r != nil {
 		s.sinceRecords++
 		s.sinceChanges += uint64(len(r.Changes))
@@ -96,10 +99,11 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 		if ckpt != nil {
 			s.checkpointed(*ckpt)
 		}
-		// Published last: a reader that sees this head also sees the batch's accounts
-		// (and every key, visible since b.Commit returned).
 		s.head.Store(&journal.Head{Seq: r.Seq, Hash: r.Hash})
 	}
+	// Published last, all at once: readers see the batch's keys, accounts and head together
+	// (view.go), never the keys alone as Pebble shows them from before the sync returns.
+	s.publishView()
 	return nil
 }
 
@@ -140,12 +144,16 @@ func (s *Store) unstageAccounts(dirtyMark int) {
 	clear(s.fresh)
 }
 
-// publishAccounts makes the staged values current, once the batch is durable: readers see
-// each account change at once, new accounts appear.
-func (s *Store) publishAccounts() {
+// publishAccounts makes the staged values current as of generation gen, once the batch is
+// durable; readers see them from the view of gen on (view.go), new accounts too.
+func (s *Store) publishAccounts(gen uint64) {
 	for _, e := range s.ents {
 		if e.next != nil { // nil: a second value of the same account, already published
-			e.cur.Store(e.next)
+			v := &accountVersion{a: e.next, gen: gen}
+			if old := e.cur.Load(); old != nil {
+				v.prev, v.prevGen = old.a, old.gen
+			}
+			e.cur.Store(v)
 			e.next = nil
 		}
 	}

@@ -49,6 +49,14 @@
 // m/head; Load takes them as a checkpoint at the head and writes m/checkpoint so (Open
 // writes m/checkpoint with m/format in a new directory).
 //
+// # Reads: one view per write
+//
+// Reads see the store through a view (view.go): a Pebble snapshot taken at the end of each
+// write, once its accounts and head are published, with the write's generation; accounts
+// in memory keep their value before the latest change, so a reader finds an account as of
+// its view's generation. A read thus sees all of a Commit or none of it, although Pebble
+// shows a batch to plain reads before its sync returns. Reads still never wait for Commit.
+//
 // # Invariants
 //
 // The keys a record derives (t/, p/, o/, s/, x/, m/head) are written in the same batch as

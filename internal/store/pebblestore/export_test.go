@@ -27,3 +27,11 @@ func (s *Store) LastCommitKeys() int {
 	defer s.mu.Unlock()
 	return s.lastKeys
 }
+
+// SetAfterBatchCommit makes every Commit call f once its Pebble batch is committed, before
+// the Commit publishes anything; f runs with the writer lock held and may read.
+func (s *Store) SetAfterBatchCommit(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterBatch = f
+}

@@ -43,6 +43,7 @@ func (s *Store) Load(ctx context.Context) (*ledger.State, journal.Head, error) {
 		if err := s.db.Set(keyCheckpoint, appendCheckpoint(nil, res.ckpt), pebble.Sync); err != nil {
 			return nil, journal.Head{}, fmt.Errorf("pebblestore: load: write checkpoint: %w", err)
 		}
+		s.publishView()
 	}
 	holds, err := s.loadHolds(ctx)
 	if err != nil {
@@ -57,7 +58,7 @@ func (s *Store) Load(ctx context.Context) (*ledger.State, journal.Head, error) {
 	accounts := make([]*ledger.Account, 0, len(res.accounts))
 	for id, a := range res.accounts {
 		e := &accountEntry{}
-		e.cur.Store(a)
+		e.cur.Store(&accountVersion{a: a}) // generation 0: every view sees it
 		m.shard(id).m[id] = e
 		copies[len(accounts)] = *a
 		accounts = append(accounts, &copies[len(accounts)])
@@ -76,6 +77,7 @@ func (s *Store) Load(ctx context.Context) (*ledger.State, journal.Head, error) {
 	s.ckpt, s.sinceRecords, s.sinceChanges = res.ckpt, res.records, res.changes
 	s.headTime = headTime
 	s.head.Store(&head)
+	s.publishView()
 	s.loaded = true
 	s.opts.Logger.Info("pebblestore loaded", "head_seq", head.Seq, "checkpoint_seq", res.ckpt.Seq,
 		"records_replayed", res.records, "changes_replayed", res.changes, "accounts", len(accounts),

@@ -59,8 +59,9 @@ type Store struct {
 	opts Options
 	wo   *pebble.WriteOptions
 
-	head     atomic.Pointer[journal.Head] // the newest committed record; read without locks
-	accounts atomic.Pointer[accountMap]   // the accounts as of the head; Load replaces the map
+	head     atomic.Pointer[journal.Head] // the newest committed record (the writer's; readers use view)
+	view     atomic.Pointer[view]         // what reads see (view.go); nil once closed
+	accounts atomic.Pointer[accountMap]   // the accounts, versioned (view.go); Load replaces the map
 	// created lists, sorted, the accounts created since the last checkpoint (so not yet in
 	// a/): Accounts merges them into its scan of a/. Replaced, never changed.
 	created atomic.Pointer[[]string]
@@ -71,7 +72,8 @@ type Store struct {
 	// mu serialises writers: Commit, DeleteExpiredIdempotency, Load and Close. It guards the
 	// fields below.
 	mu       sync.Mutex
-	loaded   bool // Load succeeded: the head is checked and Commit may append to it
+	gen      uint64 // the generation of the current view: writes published so far
+	loaded   bool   // Load succeeded: the head is checked and Commit may append to it
 	w        sortedBatch
 	rec      []byte
 	batch    *pebble.Batch // reused by every Commit
@@ -86,6 +88,8 @@ type Store struct {
 	ents         []*accountEntry // scratch: the entries of the Commit in progress
 	fresh        map[string]*accountEntry
 	lastKeys     int // keys the latest Commit wrote (tests and benchmarks)
+
+	afterBatch func() // tests: runs in Commit once the Pebble batch is committed
 }
 
 // Open opens (creating if need be) the store in dir. It refuses a directory written with
@@ -113,12 +117,16 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.NoSync {
 		s.wo = pebble.NoSync
 	}
+	s.head.Store(&journal.Head{})
+	s.publishView() // openFormat reads through it
 	head, err := s.openFormat()
 	if err != nil {
+		s.closeView()
 		db.Close()
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
 	s.head.Store(&head)
+	s.publishView()
 	o.Logger.Info("pebblestore open", "dir", dir, "head_seq", head.Seq, "sync", !o.NoSync)
 	return s, nil
 }
@@ -172,9 +180,14 @@ func (s *Store) isEmpty() (bool, error) {
 	return empty, errors.Join(it.Error(), it.Close())
 }
 
-// get returns a copy of the value of key, or pebble.ErrNotFound.
+// get returns a copy of the value of key in the current view, or pebble.ErrNotFound.
 func (s *Store) get(key []byte) ([]byte, error) {
-	v, closer, err := s.db.Get(key)
+	view := s.acquire()
+	if view == nil {
+		return nil, pebble.ErrClosed
+	}
+	defer view.release()
+	v, closer, err := view.snap.Get(key)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +216,7 @@ func (s *Store) close(final bool) error {
 		if s.batch != nil {
 			s.batch.Close()
 		}
+		s.closeView()
 		err = errors.Join(err, s.db.Close())
 		if err != nil {
 			s.closeErr = fmt.Errorf("pebblestore: close: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/store"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
 	"github.com/tpwallet/tpwallet/internal/store/storetest"
 )
@@ -347,5 +348,61 @@ func TestCommitBeforeLoadAndCloseTwice(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("Close again: %v", err)
+	}
+}
+
+// TestReadsSeeCommitsWhole checks that a read sees all of a Commit or none of it. Pebble
+// shows a committed batch to plain reads before its sync returns, and the store publishes
+// the accounts and the head only after: a read in between must see the state before the
+// Commit. (The linearizability check in cmd/tpwallet caught GET /v1/transfers/{id} showing
+// a transfer whose balances GET /v1/accounts/{id} did not show yet.)
+func TestReadsSeeCommitsWhole(t *testing.T) {
+	s, st, head := mustOpen(t, t.TempDir())
+	head = commitBatches(t, s, st, head, 1e18, []ledger.Command{account("treasury", true), account("alice", false)})
+	before := head
+	checked := 0
+	s.SetAfterBatchCommit(func() {
+		checked++
+		ctx := context.Background()
+		if tr, err := s.Transfer(ctx, "t1"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Transfer t1 before its Commit is published: got %v, %v; want not found", tr, err)
+		}
+		if a, err := s.Account(ctx, "alice"); err != nil || !a.CreditsPosted.IsZero() {
+			t.Errorf("Account alice before the Commit is published: got %+v, %v; want credits_posted 0", a, err)
+		}
+		if _, err := s.Account(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Account bob before the Commit that creates it is published: got %v, want not found", err)
+		}
+		if accts, _, err := s.Accounts(ctx, "", "", 10); err != nil || len(accts) != 2 {
+			t.Errorf("Accounts before the Commit is published: got %d, %v; want alice and treasury", len(accts), err)
+		}
+		if h, err := s.Head(ctx); err != nil || h != before {
+			t.Errorf("Head before the Commit is published: got %d, %v; want %d", h.Seq, err, before.Seq)
+		}
+		if recs, err := s.Journal(ctx, before.Seq, 10); err != nil || len(recs) != 0 {
+			t.Errorf("Journal before the Commit is published: got %d records, %v; want none", len(recs), err)
+		}
+		if es, _, err := s.Entries(ctx, "alice", "", 10); err != nil || len(es) != 0 {
+			t.Errorf("Entries before the Commit is published: got %d, %v; want none", len(es), err)
+		}
+	})
+	head = commitBatches(t, s, st, head, 2e18,
+		[]ledger.Command{account("bob", false), pay("t1", "treasury", "alice", 100, false)})
+	s.SetAfterBatchCommit(nil)
+	if checked != 1 {
+		t.Fatalf("the hook ran %d times, want 1", checked)
+	}
+	ctx := t.Context()
+	if _, err := s.Transfer(ctx, "t1"); err != nil {
+		t.Errorf("Transfer t1 after its Commit: %v", err)
+	}
+	if a, err := s.Account(ctx, "alice"); err != nil || a.CreditsPosted != ledger.AmountFromUint64(100) {
+		t.Errorf("Account alice after the Commit: got %+v, %v; want credits_posted 100", a, err)
+	}
+	if accts, _, err := s.Accounts(ctx, "", "", 10); err != nil || len(accts) != 3 {
+		t.Errorf("Accounts after the Commit: got %d, %v; want 3", len(accts), err)
+	}
+	if h, err := s.Head(ctx); err != nil || h != head {
+		t.Errorf("Head after the Commit: got %d, %v; want %d", h.Seq, err, head.Seq)
 	}
 }

@@ -76,7 +76,7 @@ func (s *Store) Transfer(_ context.Context, id string) (*ledger.Transfer, error)
 // Account returns the account as of the latest commit, or store.ErrNotFound. It reads
 // memory (filled by Load, kept by Commit), not Pebble.
 func (s *Store) Account(_ context.Context, id string) (*ledger.Account, error) {
-	a := s.accounts.Load().account(id)
+	a := s.account(id)
 	if a == nil {
 		return nil, notFound("account", id)
 	}
@@ -100,21 +100,29 @@ func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) (
 		}
 		start = append(key, 0) // the least key after the cursor's
 	}
-	// Read before the scan: an account created since the checkpoint is then either in the
-	// list or, if a checkpoint came in between, in a/.
+	// One view for the list of accounts created since the checkpoint, the scan of a/ and
+	// the accounts: an account is in the list or, if a checkpoint wrote it, in a/.
+	view := s.acquire()
+	if view == nil {
+		return nil, "", fmt.Errorf("pebblestore: accounts: %w", pebble.ErrClosed)
+	}
+	defer view.release()
 	var created []string
 	if owner == "" {
-		created = *s.created.Load()
+		created = view.created
 		created = created[sortSearch(created, string(start[len(prefix):])):]
 	}
 	m := s.accounts.Load()
 	var page []*ledger.Account
 	var last string
 	more := false
-	// add adds the account id to the page; it skips an id whose keys are durable but whose
-	// Commit has not yet published it, and reports when the page is full.
+	// add adds the account id to the page; it skips an id that the view does not show yet,
+	// and reports when the page is full.
 	add := func(id string) bool {
-		a := m.account(id)
+		a, ok := m.account(id, view.gen)
+		if !ok { // changed twice since the view: the page shows its newer value
+			a = s.account(id)
+		}
 		if a == nil {
 			return false
 		}
@@ -126,7 +134,7 @@ func (s *Store) Accounts(ctx context.Context, owner, cursor string, limit int) (
 		last = id
 		return false
 	}
-	err := s.scan(ctx, prefix, start, false, func(k, _ []byte) error {
+	err := view.scan(ctx, prefix, start, false, func(k, _ []byte) error {
 		id := k[len(prefix):]
 		if bytes.IndexByte(id, sep) >= 0 { // an owner that extends this one with 0x00
 			return nil
@@ -241,7 +249,7 @@ func (s *Store) activity(ctx context.Context, account, cursor string, kind byte,
 		}
 		end = key
 	}
-	if s.accounts.Load().account(account) == nil {
+	if s.account(account) == nil {
 		return "", notFound("account", account)
 	}
 	var last []byte
@@ -341,7 +349,7 @@ func (s *Store) allTransfers(ctx context.Context, cursor string, limit int) ([]*
 // (Unix ns), zero if none, or store.ErrNotFound if there is no such account. Every activity
 // row carries the balance after it, so one reverse seek answers.
 func (s *Store) BalanceAt(ctx context.Context, account string, at int64) (ledger.Balance, error) {
-	if s.accounts.Load().account(account) == nil {
+	if s.account(account) == nil {
 		return ledger.Balance{}, notFound("account", account)
 	}
 	if at < 1 { // change times start at 1
@@ -409,14 +417,30 @@ func (s *Store) eachRecord(ctx context.Context, from uint64, fn func(*journal.Re
 
 // Head returns the newest committed record's seq and hash. Before Load it is what m/head
 // says, unchecked.
-func (s *Store) Head(context.Context) (journal.Head, error) { return *s.head.Load(), nil }
+func (s *Store) Head(context.Context) (journal.Head, error) {
+	v := s.view.Load()
+	if v == nil {
+		return journal.Head{}, fmt.Errorf("pebblestore: head: %w", pebble.ErrClosed)
+	}
+	return v.head, nil
+}
 
 // scan calls fn with the keys and values under prefix, forwards from from (inclusive) or,
 // when reverse, backwards from before from (exclusive). fn must not keep k or v; it may
 // return errStop to end early.
 func (s *Store) scan(ctx context.Context, prefix, from []byte, reverse bool, fn func(k, v []byte) error) error {
+	view := s.acquire()
+	if view == nil {
+		return pebble.ErrClosed
+	}
+	defer view.release()
+	return view.scan(ctx, prefix, from, reverse, fn)
+}
+
+// scan is Store.scan in vw.
+func (vw *view) scan(ctx context.Context, prefix, from []byte, reverse bool, fn func(k, v []byte) error) error {
 	o := &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)}
-	it, err := s.db.NewIterWithContext(ctx, o)
+	it, err := vw.snap.NewIterWithContext(ctx, o)
 	if err != nil {
 		return err
 	}

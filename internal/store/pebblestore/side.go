@@ -81,7 +81,9 @@ func (s *Store) sweep(ctx context.Context, prefix, from []byte, now int64) (int,
 		return nil
 	})
 	if err == nil && !b.Empty() {
-		err = b.Commit(s.wo)
+		if err = b.Commit(s.wo); err == nil {
+			s.publishView()
+		}
 	}
 	if err != nil {
 		return 0, nil, err

@@ -70,7 +70,13 @@ func TestLinearizabilityKill(t *testing.T) {
 	linearizability(t, linSizes(true))
 }
 
-func linearizability(t *testing.T, size linSize) {
+// TestLinearizabilityPostgres is TestLinearizabilityKill on the PostgreSQL store: its
+// reads are separate statements, each seeing whole commits only.
+func TestLinearizabilityPostgres(t *testing.T) {
+	linearizability(t, linSizes(true), "--store", freshDatabase(t), "--lease-ttl", "1s")
+}
+
+func linearizability(t *testing.T, size linSize, storeArgs ...string) {
 	seed := *linSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
@@ -80,7 +86,7 @@ func linearizability(t *testing.T, size linSize) {
 	began := time.Now()
 	dir := t.TempDir()
 	rec := lincheck.NewRecorder()
-	srv := &linServer{t: t, dir: dir, p: startServe(t, dir), up: make(chan struct{}), gone: make(chan struct{}),
+	srv := &linServer{t: t, dir: dir, args: storeArgs, p: startServe(t, dir, storeArgs...), up: make(chan struct{}), gone: make(chan struct{}),
 		died: map[*proc]int64{}, now: rec.Now}
 	close(srv.up)
 	start := linSetup(t, srv.p, size)
@@ -181,6 +187,7 @@ func linAccount(g, a int) string { return fmt.Sprintf("g%d-a%d", g, a) }
 type linServer struct {
 	t    *testing.T
 	dir  string
+	args []string     // the store flags of serve
 	now  func() int64 // the recorder's clock
 	mu   sync.Mutex
 	p    *proc
@@ -243,7 +250,7 @@ func (s *linServer) restart() {
 	if old.cmd.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		s.t.Errorf("server exited before the kill:\n%s", old.out)
 	}
-	p := startServe(s.t, s.dir)
+	p := startServe(s.t, s.dir, s.args...)
 	s.mu.Lock()
 	s.died[old] = died
 	s.p = p

@@ -30,7 +30,7 @@ func adminDSN() string {
 
 // newDatabase creates a database of its own for t and drops it when t ends. It fails t,
 // never skips, when PostgreSQL is unreachable.
-func newDatabase(t *testing.T) string {
+func newDatabase(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, adminDSN())

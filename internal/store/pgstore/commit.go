@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tpwallet/tpwallet/internal/invariants"
 	"github.com/tpwallet/tpwallet/internal/journal"
@@ -42,46 +43,85 @@ func (s *Store) commit(ctx context.Context, c *journal.Commit) error {
 			return fmt.Errorf("hash %s is not the record's hash %s", r.Hash, h)
 		}
 	}
-	b, err := buildBatch(c)
-	if err != nil {
-		return err
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.Background()) // a no-op after Commit
+	// The transaction is two round trips. The first is one pipeline: BEGIN, the checks
+	// (each a statement whose callback returns an error when its precondition fails), then
+	// every write. The second, only if all of the first succeeded, is COMMIT, which waits
+	// for the WAL flush. A check that fails leaves the transaction open, and it is rolled
+	// back: nothing is written. More checks (the leader's fencing epoch) are queued after
+	// the head's, in the same pipeline.
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
 	if r != nil {
-		var headSeq int64
-		var headHash []byte
-		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM head FOR UPDATE`).Scan(&headSeq, &headHash); err != nil {
-			return fmt.Errorf("read head: %w", err)
-		}
-		switch {
-		case r.Seq != uint64(headSeq)+1:
-			return fmt.Errorf("seq does not follow the head %d", headSeq)
-		case !bytes.Equal(r.PrevHash[:], headHash):
-			return fmt.Errorf("prev_hash %s is not the head's hash %x", r.PrevHash, headHash)
-		}
+		queueHeadCheck(b, r)
 	}
-	br := tx.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	if err := br.Close(); err != nil {
+	if err := queueWrites(b, c); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// Release destroys, rather than reuses, a connection left inside a transaction.
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		conn.Exec(context.Background(), `ROLLBACK`) // best effort: Release handles the rest
+		if errors.Is(err, errHeadMoved) {
+			return s.headMoved(ctx, r)
+		}
+		return err
+	}
+	ct, err := conn.Exec(ctx, `COMMIT`)
+	if err != nil {
+		return err
+	}
+	if ct.String() != "COMMIT" { // PostgreSQL answers ROLLBACK to COMMIT in a failed transaction
+		return fmt.Errorf("commit answered %q", ct)
+	}
+	return nil
+}
+
+// errHeadMoved is the head check's failure, explained by headMoved.
+var errHeadMoved = errors.New("head is not the record's predecessor")
+
+// queueHeadCheck queues the head's advance to r. It is also the check that r follows the
+// head: the update matches the head row only if r.Seq is head+1 and r.PrevHash is the
+// head's hash, and it locks the row, so no other writer can move the head before COMMIT.
+func queueHeadCheck(b *pgx.Batch, r *journal.Record) {
+	last := r.Timestamp
+	if n := len(r.Changes); n > 0 {
+		last = r.Changes[n-1].Time
+	}
+	b.Queue(sqlHead, int64(r.Seq), r.Hash[:], r.Timestamp, last, r.PrevHash[:]).Exec(
+		func(ct pgconn.CommandTag) error {
+			if ct.RowsAffected() != 1 {
+				return errHeadMoved
+			}
+			return nil
+		})
+}
+
+// headMoved says why r does not follow the head, reading the head after the rollback.
+func (s *Store) headMoved(ctx context.Context, r *journal.Record) error {
+	var headSeq int64
+	var headHash []byte
+	if err := s.pool.QueryRow(ctx, `SELECT seq, hash FROM head`).Scan(&headSeq, &headHash); err != nil {
+		return fmt.Errorf("%w; read head: %w", errHeadMoved, err)
+	}
+	switch {
+	case r.Seq != uint64(headSeq)+1:
+		return fmt.Errorf("seq does not follow the head %d", headSeq)
+	case !bytes.Equal(r.PrevHash[:], headHash):
+		return fmt.Errorf("prev_hash %s is not the head's hash %x", r.PrevHash, headHash)
+	}
+	return fmt.Errorf("%w (the head is now %d)", errHeadMoved, headSeq)
 }
 
 // Set-based statements: each takes parallel arrays, one element per row.
 const (
 	sqlJournal = `INSERT INTO journal (seq, prev_hash, hash, timestamp, changes, record)
 		VALUES ($1, $2, $3, $4, $5, $6)`
-	sqlHead   = `UPDATE head SET seq = $1, hash = $2, timestamp = $3, last_time = $4`
+	sqlHead = `UPDATE head SET seq = $1, hash = $2, timestamp = $3, last_time = $4
+		WHERE seq = $1 - 1 AND hash = $5`
 	sqlAssets = `INSERT INTO assets (code, scale)
 		SELECT * FROM unnest($1::text[], $2::int2[]) ON CONFLICT (code) DO UPDATE SET scale = excluded.scale`
 	sqlAccounts = `INSERT INTO accounts (id, owner, asset, kind, allow_negative, status, metadata, created_at,
@@ -129,24 +169,18 @@ const (
 			hash = excluded.hash, created_at = excluded.created_at, revoked = excluded.revoked`
 )
 
-// buildBatch builds the statements of c, deduplicating rows that change twice in one batch
+// queueWrites queues the writes of c, deduplicating rows that change twice in one batch
 // (a transfer posted in the batch that created it, an account changed twice): the last wins.
-func buildBatch(c *journal.Commit) (*pgx.Batch, error) {
-	b := &pgx.Batch{}
+func queueWrites(b *pgx.Batch, c *journal.Commit) error {
 	if r := c.Record; r != nil {
-		last := r.Timestamp
-		if n := len(r.Changes); n > 0 {
-			last = r.Changes[n-1].Time
-		}
 		b.Queue(sqlJournal, int64(r.Seq), r.PrevHash[:], r.Hash[:], r.Timestamp, len(r.Changes),
 			journal.AppendRecord(nil, r))
-		b.Queue(sqlHead, int64(r.Seq), r.Hash[:], r.Timestamp, last)
 		if err := changeRows(b, r); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := accountRows(b, c.Accounts); err != nil {
-		return nil, err
+		return err
 	}
 	if len(c.Idempotency) > 0 {
 		type k struct{ scope, key string }
@@ -178,7 +212,7 @@ func buildBatch(c *journal.Commit) (*pgx.Batch, error) {
 			k := &c.APIKeys[i]
 			sc, err := json.Marshal(k.Scopes)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if k.Scopes == nil {
 				sc = []byte("[]")
@@ -188,7 +222,7 @@ func buildBatch(c *journal.Commit) (*pgx.Batch, error) {
 				continue
 			}
 			if k.ID == "" {
-				return nil, errors.New("api key without an id")
+				return errors.New("api key without an id")
 			}
 			at[k.ID] = len(id)
 			id, name, scopes = append(id, k.ID), append(name, k.Name), append(scopes, string(sc))
@@ -196,7 +230,7 @@ func buildBatch(c *journal.Commit) (*pgx.Batch, error) {
 		}
 		b.Queue(sqlAPIKeys, id, name, scopes, hash, created, revoked)
 	}
-	return b, nil
+	return nil
 }
 
 func metadataJSON(m map[string]string) (string, error) {

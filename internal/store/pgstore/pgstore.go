@@ -15,12 +15,16 @@
 //
 // # Commit
 //
-// Commit is one transaction: it locks the head row (SELECT ... FOR UPDATE), checks that the
-// record's seq is head+1 and its prev_hash the head's hash, then sends every write as one
-// pgx batch of set-based statements (INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT),
-// a fixed number of statements whatever the size of the batch, and commits. Accounts are
-// upserted as they are after the batch, in the same transaction: there are no checkpoints
-// and Load replays nothing.
+// Commit is one transaction in two round trips. The first is one pgx batch (a pipeline):
+// BEGIN; the head's advance, UPDATE head ... WHERE seq = record's seq - 1 AND hash =
+// record's prev_hash, which locks the head row and is the check that the record follows the
+// head (it must update exactly one row); then every write as set-based statements (INSERT
+// ... SELECT FROM unnest(arrays) ... ON CONFLICT), a fixed number of statements whatever the
+// size of the batch. The second round trip is COMMIT, sent only if every statement and
+// check of the first succeeded; otherwise the transaction is rolled back and nothing is
+// written. Accounts are upserted as they are after the batch, in the same transaction:
+// there are no checkpoints and Load replays nothing.
+
 //
 // # Load
 //

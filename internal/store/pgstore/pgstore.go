@@ -24,7 +24,9 @@
 // check of the first succeeded; otherwise the transaction is rolled back and nothing is
 // written. Accounts are upserted as they are after the batch, in the same transaction:
 // there are no checkpoints and Load replays nothing.
-
+//
+// A commit costs mostly per commit (round trips, per-statement work, the WAL flush), so the
+// store asks the engine for large batches (LargeBatches).
 //
 // # Load
 //
@@ -213,3 +215,8 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	}
 	return v, nil
 }
+
+// LargeBatches reports true (engine.LargeBatcher): a commit costs mostly per commit — a
+// round trip, per-statement work and the WAL flush — so the engine commits a batch before it
+// applies the next, and each batch takes everything that queued meanwhile.
+func (s *Store) LargeBatches() bool { return true }

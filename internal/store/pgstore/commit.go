@@ -43,39 +43,25 @@ func (s *Store) commit(ctx context.Context, c *journal.Commit) error {
 			return fmt.Errorf("hash %s is not the record's hash %s", r.Hash, h)
 		}
 	}
-	// The transaction is two round trips. The first is one pipeline: BEGIN, the checks
-	// (each a statement whose callback returns an error when its precondition fails), then
-	// every write. The second, only if all of the first succeeded, is COMMIT, which waits
-	// for the WAL flush. A check that fails leaves the transaction open, and it is rolled
-	// back: nothing is written. More checks (the leader's fencing epoch) are queued after
-	// the head's, in the same pipeline.
+	// The transaction is one round trip: every statement in one pgx batch, which pgx sends
+	// as one pipeline ending in a single Sync. Without BEGIN, PostgreSQL runs the statements
+	// up to a Sync as one implicit transaction: if one fails, it rolls all of them back;
+	// otherwise it commits at the Sync and, synchronous_commit being on, sends the
+	// ReadyForQuery that Close waits for only once the commit is flushed to the WAL. So a
+	// check must fail inside the database, not in Go after reading a result: the head's
+	// check is the first statement (queueAdvance).
 	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
 	if r != nil {
-		queueHeadCheck(b, r)
+		queueAdvance(b, r)
 	}
 	if err := queueWrites(b, c); err != nil {
 		return err
 	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	// Release destroys, rather than reuses, a connection left inside a transaction.
-	defer conn.Release()
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		conn.Exec(context.Background(), `ROLLBACK`) // best effort: Release handles the rest
-		if errors.Is(err, errHeadMoved) {
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if r != nil && isAdvanceRefused(err) {
 			return s.headMoved(ctx, r)
 		}
 		return err
-	}
-	ct, err := conn.Exec(ctx, `COMMIT`)
-	if err != nil {
-		return err
-	}
-	if ct.String() != "COMMIT" { // PostgreSQL answers ROLLBACK to COMMIT in a failed transaction
-		return fmt.Errorf("commit answered %q", ct)
 	}
 	return nil
 }
@@ -83,21 +69,39 @@ func (s *Store) commit(ctx context.Context, c *journal.Commit) error {
 // errHeadMoved is the head check's failure, explained by headMoved.
 var errHeadMoved = errors.New("head is not the record's predecessor")
 
-// queueHeadCheck queues the head's advance to r. It is also the check that r follows the
-// head: the update matches the head row only if r.Seq is head+1 and r.PrevHash is the
-// head's hash, and it locks the row, so no other writer can move the head before COMMIT.
-func queueHeadCheck(b *pgx.Batch, r *journal.Record) {
+// sqlAdvance moves the head to the record and inserts the record's journal row, in one
+// statement so that it is also the check that the record follows the head. The update
+// matches the head row only if the record's seq is head+1 and its prev_hash is the head's
+// hash, and locks it until the transaction ends. When it matches nothing, the journal row
+// gets a NULL seq, which its NOT NULL constraint refuses (isAdvanceRefused): the error
+// rolls back the whole transaction, whatever follows in the pipeline.
+//
+// A further precondition, such as the leader's fencing epoch, is one more condition in the
+// WHERE clause, e.g. AND EXISTS (SELECT FROM leader WHERE epoch = $8 FOR SHARE), with
+// headMoved saying which one failed.
+const sqlAdvance = `WITH advanced AS (
+		UPDATE head SET seq = $1, hash = $2, timestamp = $3, last_time = $4
+		WHERE seq = $1 - 1 AND hash = $5
+		RETURNING seq)
+	INSERT INTO journal (seq, prev_hash, hash, timestamp, changes, record)
+	VALUES ((SELECT seq FROM advanced), $5, $2, $3, $6, $7)`
+
+// queueAdvance queues sqlAdvance for r.
+func queueAdvance(b *pgx.Batch, r *journal.Record) {
 	last := r.Timestamp
 	if n := len(r.Changes); n > 0 {
 		last = r.Changes[n-1].Time
 	}
-	b.Queue(sqlHead, int64(r.Seq), r.Hash[:], r.Timestamp, last, r.PrevHash[:]).Exec(
-		func(ct pgconn.CommandTag) error {
-			if ct.RowsAffected() != 1 {
-				return errHeadMoved
-			}
-			return nil
-		})
+	b.Queue(sqlAdvance, int64(r.Seq), r.Hash[:], r.Timestamp, last, r.PrevHash[:], len(r.Changes),
+		journal.AppendRecord(nil, r))
+}
+
+// isAdvanceRefused reports whether err is sqlAdvance's refusal: a NULL journal seq.
+func isAdvanceRefused(err error) bool {
+	var pe *pgconn.PgError
+	const notNullViolation = "23502"
+	return errors.As(err, &pe) && pe.Code == notNullViolation && pe.TableName == "journal" &&
+		pe.ColumnName == "seq"
 }
 
 // headMoved says why r does not follow the head, reading the head after the rollback.
@@ -118,10 +122,6 @@ func (s *Store) headMoved(ctx context.Context, r *journal.Record) error {
 
 // Set-based statements: each takes parallel arrays, one element per row.
 const (
-	sqlJournal = `INSERT INTO journal (seq, prev_hash, hash, timestamp, changes, record)
-		VALUES ($1, $2, $3, $4, $5, $6)`
-	sqlHead = `UPDATE head SET seq = $1, hash = $2, timestamp = $3, last_time = $4
-		WHERE seq = $1 - 1 AND hash = $5`
 	sqlAssets = `INSERT INTO assets (code, scale)
 		SELECT * FROM unnest($1::text[], $2::int2[]) ON CONFLICT (code) DO UPDATE SET scale = excluded.scale`
 	sqlAccounts = `INSERT INTO accounts (id, owner, asset, kind, allow_negative, status, metadata, created_at,
@@ -173,8 +173,6 @@ const (
 // (a transfer posted in the batch that created it, an account changed twice): the last wins.
 func queueWrites(b *pgx.Batch, c *journal.Commit) error {
 	if r := c.Record; r != nil {
-		b.Queue(sqlJournal, int64(r.Seq), r.PrevHash[:], r.Hash[:], r.Timestamp, len(r.Changes),
-			journal.AppendRecord(nil, r))
 		if err := changeRows(b, r); err != nil {
 			return err
 		}

@@ -15,15 +15,17 @@
 //
 // # Commit
 //
-// Commit is one transaction in two round trips. The first is one pgx batch (a pipeline):
-// BEGIN; the head's advance, UPDATE head ... WHERE seq = record's seq - 1 AND hash =
-// record's prev_hash, which locks the head row and is the check that the record follows the
-// head (it must update exactly one row); then every write as set-based statements (INSERT
-// ... SELECT FROM unnest(arrays) ... ON CONFLICT), a fixed number of statements whatever the
-// size of the batch. The second round trip is COMMIT, sent only if every statement and
-// check of the first succeeded; otherwise the transaction is rolled back and nothing is
-// written. Accounts are upserted as they are after the batch, in the same transaction:
-// there are no checkpoints and Load replays nothing.
+// Commit is one transaction in one round trip: one pgx batch (a pipeline with a single
+// Sync) and no BEGIN, so that PostgreSQL runs it as one implicit transaction, committed at
+// the Sync (the answer comes after the WAL flush) or, if any statement fails, rolled back
+// whole. The first statement advances the head (UPDATE head ... WHERE seq = the record's
+// seq - 1 AND hash = its prev_hash, which locks the row) and inserts the record's journal
+// row with the seq the update returned: if the record does not follow the head, that seq
+// is NULL and the NOT NULL constraint fails the transaction. Every other write follows as
+// set-based statements (INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT), a fixed
+// number of statements whatever the size of the batch. Accounts are upserted as they are
+// after the batch, in the same transaction: there are no checkpoints and Load replays
+// nothing.
 //
 // A commit costs mostly per commit (round trips, per-statement work, the WAL flush), so the
 // store asks the engine for large batches (LargeBatches).

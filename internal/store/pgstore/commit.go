@@ -76,6 +76,12 @@ var errHeadMoved = errors.New("head is not the record's predecessor")
 // gets a NULL seq, which its NOT NULL constraint refuses (isAdvanceRefused): the error
 // rolls back the whole transaction, whatever follows in the pipeline.
 //
+// Under READ COMMITTED the update compares with the committed head: if another writer has
+// moved the head and not yet committed, a record that follows that writer's is refused,
+// never accepted against a stale head. Only one writer (the engine) is expected; a store
+// that ran two transactions of its own concurrently would have to lock the head first
+// (SELECT ... FOR UPDATE) and compare after.
+//
 // A further precondition, such as the leader's fencing epoch, is one more condition in the
 // WHERE clause, e.g. AND EXISTS (SELECT FROM leader WHERE epoch = $8 FOR SHARE), with
 // headMoved saying which one failed.

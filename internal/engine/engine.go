@@ -232,8 +232,13 @@ func (e *Engine) Close() error {
 
 // run is the writer: it takes whatever is queued, with no timer, up to the batch bound,
 // applies it and hands the commit to the committer goroutine, so that the next batch is
-// applied while this one syncs. Nobody is answered before their batch is durable.
+// applied while this one syncs. For a store that asks for large batches (LargeBatcher) it
+// commits each batch itself instead, and takes the next one only when the commit is done:
+// a batch then holds everything that queued during the commit before it. Nobody is
+// answered before their batch is durable.
 func (e *Engine) run() {
+	lb, ok := e.store.(LargeBatcher)
+	inline := ok && lb.LargeBatches()
 	commits := make(chan *pending, 1)
 	committed := make(chan struct{})
 	go e.commitLoop(commits, committed)
@@ -275,7 +280,11 @@ func (e *Engine) run() {
 			}
 		}
 		if p := e.apply(batch); p != nil {
-			commits <- p
+			if inline {
+				e.commit(p)
+			} else {
+				commits <- p
+			}
 		}
 		// Memory keeps finished transfers only until the store can answer for them: wait
 		// for every commit in flight, then forget. This is rare (every recentMax finished
@@ -382,36 +391,42 @@ func (e *Engine) apply(batch []*call) *pending {
 // batches applied after it answer ErrStopped.
 func (e *Engine) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 	defer close(done)
-	ctx := context.Background()
 	for p := range commits {
 		if p.barrier != nil {
 			close(p.barrier)
 			continue
 		}
-		if err := e.Err(); err != nil {
-			reply(p.batch, result{err: err})
-			continue
+		e.commit(p)
+	}
+}
+
+// commit makes p durable with one Store.Commit and then replies to its callers. It runs on
+// the committer goroutine, or on the writer when the writer commits inline (never both in
+// one engine), one batch at a time, in order.
+func (e *Engine) commit(p *pending) {
+	if err := e.Err(); err != nil {
+		reply(p.batch, result{err: err})
+		return
+	}
+	c := &p.commit
+	if c.Record != nil || len(c.Idempotency) > 0 || len(c.APIKeys) > 0 {
+		if err := e.store.Commit(context.Background(), c); err != nil {
+			e.fail(fmt.Errorf("commit: %w", err), p.batch)
+			return
 		}
-		c := &p.commit
-		if c.Record != nil || len(c.Idempotency) > 0 || len(c.APIKeys) > 0 {
-			if err := e.store.Commit(ctx, c); err != nil {
-				e.fail(fmt.Errorf("commit: %w", err), p.batch)
-				continue
-			}
-		}
-		seq := e.headSeq.Load()
-		if c.Record != nil {
-			seq = c.Record.Seq
-			e.headSeq.Store(seq)
-		}
-		if p.assets != nil {
-			e.assetList.Store(&p.assets)
-		}
-		e.batches.Add(1)
-		for i, cl := range p.batch {
-			e.applied.Add(uint64(len(cl.sub.Command.Requests)))
-			cl.reply <- result{reply: Reply{Results: p.results[i], Seq: seq, Time: p.time}}
-		}
+	}
+	seq := e.headSeq.Load()
+	if c.Record != nil {
+		seq = c.Record.Seq
+		e.headSeq.Store(seq)
+	}
+	if p.assets != nil {
+		e.assetList.Store(&p.assets)
+	}
+	e.batches.Add(1)
+	for i, cl := range p.batch {
+		e.applied.Add(uint64(len(cl.sub.Command.Requests)))
+		cl.reply <- result{reply: Reply{Results: p.results[i], Seq: seq, Time: p.time}}
 	}
 }
 

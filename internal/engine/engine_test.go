@@ -113,10 +113,31 @@ func TestSubmitCommitsBeforeReplying(t *testing.T) {
 	}
 }
 
+// inline makes a store ask for large batches (engine.LargeBatcher), as pgstore does: the
+// writer then commits each batch itself before it takes the next.
+type inline struct{ engine.Store }
+
+func (inline) LargeBatches() bool { return true }
+
+// modes are the two ways the writer hands batches to the store.
+var modes = []struct {
+	name string
+	wrap func(engine.Store) engine.Store
+}{
+	{"pipelined", func(s engine.Store) engine.Store { return s }},
+	{"inline", func(s engine.Store) engine.Store { return inline{s} }},
+}
+
 // TestGroupCommit checks that concurrent callers share commits: fewer batches than calls.
 func TestGroupCommit(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testGroupCommit(t, m.wrap) })
+	}
+}
+
+func testGroupCommit(t *testing.T, wrap func(engine.Store) engine.Store) {
 	st := openStore(t, t.TempDir())
-	e := openEngine(t, st, engine.Options{})
+	e := openEngine(t, wrap(st), engine.Options{})
 	defer e.Close()
 	mustOK(t, submit(t, e, account("bank", true), account("shop", false)))
 	const callers, each = 64, 20
@@ -205,9 +226,15 @@ func TestOverloadedWhenQueueFull(t *testing.T) {
 // TestFailStop: a failed commit stops the engine; nothing of the failed batch is durable,
 // and a restart from the store resumes from the last durable state.
 func TestFailStop(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testFailStop(t, m.wrap) })
+	}
+}
+
+func testFailStop(t *testing.T, wrap func(engine.Store) engine.Store) {
 	dir := t.TempDir()
 	g := &gate{Store: openStore(t, dir)}
-	e := openEngine(t, g, engine.Options{})
+	e := openEngine(t, wrap(g), engine.Options{})
 	mustOK(t, submit(t, e, account("bank", true), account("alice", false)))
 	g.fail.Store(true)
 	_, err := e.Submit(context.Background(), &engine.Submission{Command: ledger.Command{

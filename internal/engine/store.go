@@ -80,3 +80,13 @@ type Store interface {
 
 	Close() error
 }
+
+// LargeBatcher is optionally implemented by a Store whose commit costs mostly per commit,
+// not per change: a network round trip, per-statement work and a remote WAL flush
+// (pgstore). When LargeBatches reports true, the engine applies a batch only once the
+// commit before it is done, so that every request that queued during a commit joins the
+// next batch; otherwise it applies the next batch while the current one commits, which
+// suits a store whose commit is a short local sync (pebblestore).
+type LargeBatcher interface {
+	LargeBatches() bool
+}

@@ -33,9 +33,9 @@ type Options struct {
 
 // Server is the REST API of api.md over a service.
 type Server struct {
-	svc    *service.Service
-	log    *slog.Logger
-	routes *http.ServeMux
+	svc     *service.Service
+	log     *slog.Logger
+	routes  *http.ServeMux
 	spec    []byte
 	limits  *limits
 	metrics *metrics.Metrics

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tpwallet/tpwallet/internal/invariants"
 	"github.com/tpwallet/tpwallet/internal/journal"
@@ -45,53 +46,111 @@ func (s *Store) commit(ctx context.Context, c *journal.Commit) error {
 			return fmt.Errorf("hash %s is not the record's hash %s", r.Hash, h)
 		}
 	}
-	b, err := buildBatch(c)
-	if err != nil {
-		return err
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.Background()) // a no-op after Commit
-	// Fencing: the lease row is held FOR SHARE to the end of the transaction, so a takeover
-	// (an UPDATE of it) waits for this commit, and this commit fails if one came first.
-	var epoch int64
+	// The transaction is one round trip: every statement in one pgx batch, which pgx sends
+	// as one pipeline ending in a single Sync. Without BEGIN, PostgreSQL runs the statements
+	// up to a Sync as one implicit transaction: if one fails, it rolls all of them back;
+	// otherwise it commits at the Sync and, synchronous_commit being on, sends the
+	// ReadyForQuery that Close waits for only once the commit is flushed to the WAL. So a
+	// check must fail inside the database, not in Go after reading a result: the head's
+	// check is the first statement (queueAdvance), after the fencing check (sqlFence).
+	b := &pgx.Batch{}
+	b.Queue(sqlFence, s.epoch.Load())
 	if r != nil {
-		var headSeq int64
-		var headHash []byte
-		err := tx.QueryRow(ctx, `SELECT h.seq, h.hash, l.epoch FROM head h, leader l FOR UPDATE OF h FOR SHARE OF l`).
-			Scan(&headSeq, &headHash, &epoch)
-		if err != nil {
-			return fmt.Errorf("read head: %w", err)
-		}
-		switch {
-		case epoch != s.epoch.Load():
-			return fencedError(epoch, s.epoch.Load())
-		case r.Seq != uint64(headSeq)+1:
-			return fmt.Errorf("seq does not follow the head %d", headSeq)
-		case !bytes.Equal(r.PrevHash[:], headHash):
-			return fmt.Errorf("prev_hash %s is not the head's hash %x", r.PrevHash, headHash)
-		}
-	} else {
-		if err := tx.QueryRow(ctx, `SELECT epoch FROM leader FOR SHARE`).Scan(&epoch); err != nil {
-			return fmt.Errorf("read lease: %w", err)
-		}
-		if epoch != s.epoch.Load() {
-			return fencedError(epoch, s.epoch.Load())
-		}
+		queueAdvance(b, r)
 	}
-	br := tx.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	if err := br.Close(); err != nil {
+	if err := queueWrites(b, c); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		switch {
+		case isFenced(err):
+			return s.fenced(ctx)
+		case r != nil && isAdvanceRefused(err):
+			return s.headMoved(ctx, r)
+		}
+		return err
+	}
+	return nil
+}
+
+// sqlFence is the fencing check (migrations/0003_fence.sql): it holds the lease row FOR
+// SHARE to the end of the transaction, so a takeover (an UPDATE of the row) waits for this
+// commit, and it fails with SQLSTATE TW001 — rolling everything back — if a takeover came
+// first. A Store that never acquired the lease checks epoch 0: a database whose lease was
+// never taken (tests, tools).
+const sqlFence = `SELECT tpwallet_fence($1)`
+
+// isFenced reports whether err is sqlFence's refusal.
+func isFenced(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "TW001"
+}
+
+// fenced explains a refused fencing check with the lease's epoch now.
+func (s *Store) fenced(ctx context.Context) error {
+	var epoch int64
+	if err := s.pool.QueryRow(ctx, `SELECT epoch FROM leader`).Scan(&epoch); err != nil {
+		return fmt.Errorf("%w (this instance's epoch %d)", store.ErrFenced, s.epoch.Load())
+	}
+	return fencedError(epoch, s.epoch.Load())
+}
+
+// errHeadMoved is the head check's failure, explained by headMoved.
+var errHeadMoved = errors.New("head is not the record's predecessor")
+
+// sqlAdvance moves the head to the record and inserts the record's journal row, in one
+// statement so that it is also the check that the record follows the head. The update
+// matches the head row only if the record's seq is head+1 and its prev_hash is the head's
+// hash, and locks it until the transaction ends. When it matches nothing, the journal row
+// gets a NULL seq, which its NOT NULL constraint refuses (isAdvanceRefused): the error
+// rolls back the whole transaction, whatever follows in the pipeline.
+//
+// Under READ COMMITTED the update compares with the committed head: if another writer has
+// moved the head and not yet committed, a record that follows that writer's is refused,
+// never accepted against a stale head. Only one writer (the engine) is expected; a store
+// that ran two transactions of its own concurrently would have to lock the head first
+// (SELECT ... FOR UPDATE) and compare after.
+//
+// The leader's fencing epoch is checked by the statement before (sqlFence).
+const sqlAdvance = `WITH advanced AS (
+		UPDATE head SET seq = $1, hash = $2, timestamp = $3, last_time = $4
+		WHERE seq = $1 - 1 AND hash = $5
+		RETURNING seq)
+	INSERT INTO journal (seq, prev_hash, hash, timestamp, changes, record)
+	VALUES ((SELECT seq FROM advanced), $5, $2, $3, $6, $7)`
+
+// queueAdvance queues sqlAdvance for r.
+func queueAdvance(b *pgx.Batch, r *journal.Record) {
+	last := r.Timestamp
+	if n := len(r.Changes); n > 0 {
+		last = r.Changes[n-1].Time
+	}
+	b.Queue(sqlAdvance, int64(r.Seq), r.Hash[:], r.Timestamp, last, r.PrevHash[:], len(r.Changes),
+		journal.AppendRecord(nil, r))
+}
+
+// isAdvanceRefused reports whether err is sqlAdvance's refusal: a NULL journal seq.
+func isAdvanceRefused(err error) bool {
+	var pe *pgconn.PgError
+	const notNullViolation = "23502"
+	return errors.As(err, &pe) && pe.Code == notNullViolation && pe.TableName == "journal" &&
+		pe.ColumnName == "seq"
+}
+
+// headMoved says why r does not follow the head, reading the head after the rollback.
+func (s *Store) headMoved(ctx context.Context, r *journal.Record) error {
+	var headSeq int64
+	var headHash []byte
+	if err := s.pool.QueryRow(ctx, `SELECT seq, hash FROM head`).Scan(&headSeq, &headHash); err != nil {
+		return fmt.Errorf("%w; read head: %w", errHeadMoved, err)
+	}
+	switch {
+	case r.Seq != uint64(headSeq)+1:
+		return fmt.Errorf("seq does not follow the head %d", headSeq)
+	case !bytes.Equal(r.PrevHash[:], headHash):
+		return fmt.Errorf("prev_hash %s is not the head's hash %x", r.PrevHash, headHash)
+	}
+	return fmt.Errorf("%w (the head is now %d)", errHeadMoved, headSeq)
 }
 
 func fencedError(theirs, ours int64) error {
@@ -100,9 +159,6 @@ func fencedError(theirs, ours int64) error {
 
 // Set-based statements: each takes parallel arrays, one element per row.
 const (
-	sqlJournal = `INSERT INTO journal (seq, prev_hash, hash, timestamp, changes, record)
-		VALUES ($1, $2, $3, $4, $5, $6)`
-	sqlHead   = `UPDATE head SET seq = $1, hash = $2, timestamp = $3, last_time = $4`
 	sqlAssets = `INSERT INTO assets (code, scale)
 		SELECT * FROM unnest($1::text[], $2::int2[]) ON CONFLICT (code) DO UPDATE SET scale = excluded.scale`
 	sqlAccounts = `INSERT INTO accounts (id, owner, asset, kind, allow_negative, status, metadata, created_at,
@@ -150,24 +206,16 @@ const (
 			hash = excluded.hash, created_at = excluded.created_at, revoked = excluded.revoked`
 )
 
-// buildBatch builds the statements of c, deduplicating rows that change twice in one batch
+// queueWrites queues the writes of c, deduplicating rows that change twice in one batch
 // (a transfer posted in the batch that created it, an account changed twice): the last wins.
-func buildBatch(c *journal.Commit) (*pgx.Batch, error) {
-	b := &pgx.Batch{}
+func queueWrites(b *pgx.Batch, c *journal.Commit) error {
 	if r := c.Record; r != nil {
-		last := r.Timestamp
-		if n := len(r.Changes); n > 0 {
-			last = r.Changes[n-1].Time
-		}
-		b.Queue(sqlJournal, int64(r.Seq), r.PrevHash[:], r.Hash[:], r.Timestamp, len(r.Changes),
-			journal.AppendRecord(nil, r))
-		b.Queue(sqlHead, int64(r.Seq), r.Hash[:], r.Timestamp, last)
 		if err := changeRows(b, r); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := accountRows(b, c.Accounts); err != nil {
-		return nil, err
+		return err
 	}
 	if len(c.Idempotency) > 0 {
 		type k struct{ scope, key string }
@@ -199,7 +247,7 @@ func buildBatch(c *journal.Commit) (*pgx.Batch, error) {
 			k := &c.APIKeys[i]
 			sc, err := json.Marshal(k.Scopes)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if k.Scopes == nil {
 				sc = []byte("[]")
@@ -209,7 +257,7 @@ func buildBatch(c *journal.Commit) (*pgx.Batch, error) {
 				continue
 			}
 			if k.ID == "" {
-				return nil, errors.New("api key without an id")
+				return errors.New("api key without an id")
 			}
 			at[k.ID] = len(id)
 			id, name, scopes = append(id, k.ID), append(name, k.Name), append(scopes, string(sc))
@@ -217,7 +265,7 @@ func buildBatch(c *journal.Commit) (*pgx.Batch, error) {
 		}
 		b.Queue(sqlAPIKeys, id, name, scopes, hash, created, revoked)
 	}
-	return b, nil
+	return nil
 }
 
 func metadataJSON(m map[string]string) (string, error) {

@@ -15,12 +15,20 @@
 //
 // # Commit
 //
-// Commit is one transaction: it locks the head row (SELECT ... FOR UPDATE), checks that the
-// record's seq is head+1 and its prev_hash the head's hash, then sends every write as one
-// pgx batch of set-based statements (INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT),
-// a fixed number of statements whatever the size of the batch, and commits. Accounts are
-// upserted as they are after the batch, in the same transaction: there are no checkpoints
-// and Load replays nothing.
+// Commit is one transaction in one round trip: one pgx batch (a pipeline with a single
+// Sync) and no BEGIN, so that PostgreSQL runs it as one implicit transaction, committed at
+// the Sync (the answer comes after the WAL flush) or, if any statement fails, rolled back
+// whole. The first statement is the fencing check (see below); the second advances the head (UPDATE head ... WHERE seq = the record's
+// seq - 1 AND hash = its prev_hash, which locks the row) and inserts the record's journal
+// row with the seq the update returned: if the record does not follow the head, that seq
+// is NULL and the NOT NULL constraint fails the transaction. Every other write follows as
+// set-based statements (INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT), a fixed
+// number of statements whatever the size of the batch. Accounts are upserted as they are
+// after the batch, in the same transaction: there are no checkpoints and Load replays
+// nothing.
+//
+// A commit costs mostly per commit (round trips, per-statement work, the WAL flush), so the
+// store asks the engine for large batches (LargeBatches).
 //
 // # Load
 //
@@ -32,8 +40,9 @@
 //
 // Several instances may share one database; the leader lease (table leader, lease.go)
 // decides which one writes. Acquire increments the lease's epoch and the Store remembers
-// it; every Commit reads the lease row FOR SHARE in the statement that locks the head and
-// fails with store.ErrFenced, writing nothing, unless the epoch is still its own. A
+// it; every Commit starts with SELECT tpwallet_fence(epoch) (migrations/0003_fence.sql),
+// which reads the lease row FOR SHARE and fails the whole transaction, writing nothing
+// (store.ErrFenced), unless the epoch is still its own. A
 // takeover's UPDATE of the row waits for commits in flight, so an old leader's commits are
 // all ordered before it, and none after. A Store that never acquired the lease has epoch 0
 // and may commit only to a database whose lease was never taken (tests, tools). Sessions
@@ -241,3 +250,8 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	}
 	return v, nil
 }
+
+// LargeBatches reports true (engine.LargeBatcher): a commit costs mostly per commit — a
+// round trip, per-statement work and the WAL flush — so the engine commits a batch before it
+// applies the next, and each batch takes everything that queued meanwhile.
+func (s *Store) LargeBatches() bool { return true }

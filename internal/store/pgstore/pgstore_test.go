@@ -96,3 +96,53 @@ func TestLoadRefusesCorruptHead(t *testing.T) {
 		t.Fatalf("Load of a corrupt head record: got %v, want a CorruptionError naming record 1", err)
 	}
 }
+
+// TestCommitAllOrNothing checks that a statement failing after the head's advance, late in
+// the commit's single pipeline, rolls back everything before it: the implicit transaction
+// the pipeline runs in is the whole commit.
+func TestCommitAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	s, err := pgstore.Open(ctx, newDatabase(t), pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, head, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.Apply(1_767_225_600e9, []ledger.Command{{Requests: []ledger.Request{
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "bank", Owner: "platform", Asset: "USD",
+			AllowNegative: true}},
+		{Op: ledger.OpCreateAccount, Account: ledger.AccountRequest{ID: "alice", Owner: "user:alice", Asset: "USD"}},
+		{Op: ledger.OpTransfer, Transfer: ledger.TransferRequest{ID: "t1", Source: "bank", Destination: "alice",
+			Amount: ledger.AmountFromUint64(5)}},
+	}}})
+	first := &journal.Record{Seq: head.Seq + 1, PrevHash: head.Hash, Timestamp: b.Time, Changes: b.Changes}
+	journal.Seal(first)
+	if err := s.Commit(ctx, &journal.Commit{Record: first, Accounts: b.Touched}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	// The second record follows the head, but its transfer's activity rows reuse t1's
+	// (account, time): the activity insert, after the head's advance and the transfers
+	// upsert, fails.
+	c := first.Changes[len(first.Changes)-1]
+	t2 := *c.Transfer
+	t2.ID = "t2"
+	c.Transfer = &t2
+	second := &journal.Record{Seq: first.Seq + 1, PrevHash: first.Hash, Timestamp: c.Time,
+		Changes: []ledger.Change{c}}
+	journal.Seal(second)
+	if err := s.Commit(ctx, &journal.Commit{Record: second}); err == nil {
+		t.Fatal("Commit with a duplicate activity row: got nil, want an error")
+	}
+	if h, err := s.Head(ctx); err != nil || h.Seq != first.Seq || h.Hash != first.Hash {
+		t.Errorf("head after the failed commit: got %+v (%v), want record %d", h, err, first.Seq)
+	}
+	if _, err := s.Transfer(ctx, "t2"); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("Transfer(t2) after the failed commit: got %v, want ErrNotFound", err)
+	}
+	if rs, err := s.Journal(ctx, 0, 10); err != nil || len(rs) != 1 {
+		t.Errorf("journal after the failed commit: got %d records (%v), want 1", len(rs), err)
+	}
+}

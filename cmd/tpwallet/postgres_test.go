@@ -98,7 +98,7 @@ func TestMigrate(t *testing.T) {
 	url := freshDatabase(t)
 	for i := 0; i < 2; i++ { // a second run finds nothing to do
 		out, err := exec.Command(binPath, "migrate", "--store", url).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "schema at version 3") {
+		if err != nil || !strings.Contains(string(out), "schema at version 4") {
 			t.Fatalf("migrate run %d: %v\n%s", i+1, err, out)
 		}
 	}

@@ -222,7 +222,7 @@ func openApp(ctx context.Context, storeURL, dir string, ttl time.Duration, log *
 		return nil, err
 	}
 	name := storeName(storeURL, dir)
-	eng, err := engine.Open(ctx, st, engine.Options{Logger: log})
+	eng, err := engine.Open(ctx, st, engine.Options{Logger: log, Observer: observer(m)})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -287,7 +287,7 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 		Lease:   pg,
 		Service: svc,
 		Open: func(ctx context.Context) (*engine.Engine, error) {
-			return engine.Open(ctx, keepOpen{pg}, engine.Options{Logger: log})
+			return engine.Open(ctx, keepOpen{pg}, engine.Options{Logger: log, Observer: observer(m)})
 		},
 		Promoted: func(ctx context.Context) error { return a.ensureAdminKey(ctx, adminKey, stdout) },
 		Holder:   nodeID,
@@ -311,6 +311,14 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 		return pg.Close()
 	}
 	return a, nil
+}
+
+// observer is m as the engine's Observer (a nil interface when m is nil).
+func observer(m *metrics.Metrics) engine.Observer {
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 // registerEngineMetrics exports the queue of whichever engine the service writes through

@@ -46,6 +46,8 @@ type Options struct {
 	Now func() int64
 	// Logger receives lifecycle and failure messages (default: discard).
 	Logger *slog.Logger
+	// Observer, when set, sees every batch committed or failed (metrics).
+	Observer Observer
 }
 
 // EnsureDefaults fills in zero fields.
@@ -304,6 +306,8 @@ type pending struct {
 	commit  journal.Commit
 	assets  []ledger.Asset // the new asset list, when the batch created an asset
 	barrier chan struct{}  // set for a drain request: closed when all before it are durable
+	apply   time.Duration  // time to apply and seal it (for the Observer)
+	holds   int            // pending holds after it
 }
 
 // drain waits until every commit handed to the committer is done.
@@ -340,6 +344,7 @@ func (e *Engine) apply(batch []*call) *pending {
 		reply(batch, result{err: err})
 		return nil
 	}
+	start := time.Now()
 	ctx := context.Background()
 	if err := e.prefetch(ctx, batch); err != nil {
 		e.fail(fmt.Errorf("read transfer: %w", err), batch)
@@ -383,6 +388,9 @@ func (e *Engine) apply(batch []*call) *pending {
 		}
 	}
 	e.inMemory.Add(1)
+	if e.opts.Observer != nil {
+		p.apply, p.holds = time.Since(start), e.state.HoldCount()
+	}
 	return p
 }
 
@@ -409,12 +417,15 @@ func (e *Engine) commit(p *pending) {
 		return
 	}
 	c := &p.commit
+	start := time.Now()
 	if c.Record != nil || len(c.Idempotency) > 0 || len(c.APIKeys) > 0 {
 		if err := e.store.Commit(context.Background(), c); err != nil {
+			e.observe(p, 0, err)
 			e.fail(fmt.Errorf("commit: %w", err), p.batch)
 			return
 		}
 	}
+	e.observe(p, time.Since(start), nil)
 	seq := e.headSeq.Load()
 	if c.Record != nil {
 		seq = c.Record.Seq
@@ -428,6 +439,20 @@ func (e *Engine) commit(p *pending) {
 		e.applied.Add(uint64(len(cl.sub.Command.Requests)))
 		cl.reply <- result{reply: Reply{Results: p.results[i], Seq: seq, Time: p.time}}
 	}
+}
+
+// observe tells the Observer about p.
+func (e *Engine) observe(p *pending, commit time.Duration, err error) {
+	o := e.opts.Observer
+	if o == nil {
+		return
+	}
+	cmds := make([]ledger.Command, len(p.batch))
+	for i, c := range p.batch {
+		cmds[i] = c.sub.Command
+	}
+	o.Batch(&BatchInfo{Commands: cmds, Results: p.results, Record: p.commit.Record, Apply: p.apply,
+		Commit: commit, Err: err, Holds: p.holds})
 }
 
 // prefetch makes sure the state knows every existing transfer the batch names by id.

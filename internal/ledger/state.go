@@ -110,6 +110,9 @@ func (s *State) EachAccount(f func(*Account)) {
 // Holds returns the pending transfers.
 func (s *State) Holds() []*Transfer { return slices.Collect(maps.Values(s.holds)) }
 
+// HoldCount returns how many holds are pending.
+func (s *State) HoldCount() int { return len(s.holds) }
+
 // Transfer returns a transfer s knows: pending, or finished and remembered.
 func (s *State) Transfer(id string) (*Transfer, bool) {
 	if t, ok := s.holds[id]; ok {

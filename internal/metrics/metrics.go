@@ -151,13 +151,15 @@ func (m *Metrics) StoreError(op string) {
 }
 
 // Role records whether this instance leads, and the lease epoch it holds (0 without one).
+// Becoming the leader means a new engine: tpwallet_engine_stopped goes back to 0.
 func (m *Metrics) Role(leader bool, epoch int64) {
 	if m == nil {
 		return
 	}
-	if leader {
+	if leader { // with a new engine, which has not stopped
 		m.leader.Set(1)
 		m.epoch.Set(float64(epoch))
+		m.stopped.Set(0)
 	} else {
 		m.leader.Set(0)
 	}

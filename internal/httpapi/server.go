@@ -75,7 +75,7 @@ func (s *Server) Patterns() []string {
 	for _, rt := range s.table() {
 		out = append(out, rt.pattern)
 	}
-	return out
+	return append(out, "GET /metrics") // when Options.MetricsHandler is set
 }
 
 func (s *Server) table() []route {

@@ -20,6 +20,7 @@ import (
 // routeScopes is the scope api.md gives every route ("" for no key at all).
 var routeScopes = map[string]string{
 	"GET /healthz":      "",
+	"GET /metrics":      "",
 	"GET /readyz":       "",
 	"GET /openapi.yaml": "",
 

@@ -17,6 +17,7 @@ import (
 	tpwallet "github.com/tpwallet/tpwallet"
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
+	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/service"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
@@ -123,6 +124,10 @@ func openStackHTTP(tb testing.TB, dir string, eo engine.Options, so service.Opti
 		tb.Fatalf("EnsureAdminKey: %v", err)
 	}
 	ho.OpenAPI = tpwallet.OpenAPI
+	if ho.Metrics == nil { // as serve has them
+		ho.Metrics = metrics.New()
+		ho.MetricsHandler = ho.Metrics.Handler()
+	}
 	srv := httptest.NewServer(httpapi.New(svc, ho))
 	s := &stack{dir: dir, store: fs, eng: eng, svc: svc, srv: srv, admin: adminSecret}
 	s.http = srv.Client()

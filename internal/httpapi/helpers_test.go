@@ -17,8 +17,8 @@ import (
 	tpwallet "github.com/tpwallet/tpwallet"
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
-	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/journal"
+	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Checks the SRE kit in deploy/: `promtool check rules` on the alerting and recording rules
-# and `promtool test rules` on deploy/prometheus/tests. Fails loudly if promtool cannot be
-# had.
+# Checks the SRE kit in deploy/: `promtool check rules` on the alerting and recording rules,
+# `promtool test rules` on deploy/prometheus/tests, and the Grafana dashboard (valid JSON,
+# only metric names from the contract or our recording rules, every query parses). Also
+# run by scripts/test.sh. Fails loudly if promtool cannot be had.
 #
 # promtool comes from Debian's `prometheus` package. We do not `apt-get install` it: that
 # package would also create a user and enable and start a Prometheus server (systemd unit,
@@ -48,3 +49,14 @@ echo "using $PROMTOOL ($("$PROMTOOL" --version 2>&1 | head -1))"
 "$PROMTOOL" check rules deploy/prometheus/recording.rules.yml deploy/prometheus/alerts.rules.yml
 "$PROMTOOL" test rules deploy/prometheus/tests/*.yml
 
+# The dashboard: the Go test checks its structure and metric names, and writes every query
+# as a recording rule so that promtool parses each one.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go test -count=1 ./deploy -args -dashboard-rules "$work/dashboard.rules.yml"
+[ -s "$work/dashboard.rules.yml" ] || fail "the dashboard check wrote no queries"
+"$PROMTOOL" check rules "$work/dashboard.rules.yml" >/dev/null || {
+  "$PROMTOOL" check rules "$work/dashboard.rules.yml" >&2 || true
+  fail "a dashboard query does not parse (the rule names are dashboard:<panel id>:<ref id>)"
+}
+echo "dashboard queries parse"

@@ -376,3 +376,17 @@ func writeQueries(t *testing.T, path string, qs []query) {
 		t.Fatal(err)
 	}
 }
+
+// TestOperationsDoc checks that docs/operations.md's alert tables link every alert's
+// runbook, so the page that explains the thresholds lists them all.
+func TestOperationsDoc(t *testing.T) {
+	ops, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alertNames(t) {
+		if !strings.Contains(string(ops), "["+a+"](runbooks/"+a+".md)") {
+			t.Errorf("%s: docs/operations.md does not link its runbook", a)
+		}
+	}
+}

@@ -139,6 +139,9 @@ func TestAlertsTested(t *testing.T) {
 	}
 	var groups []string
 	for _, g := range append(readGroups(t, recordingFile), readGroups(t, alertsFile)...) {
+		if slices.Contains(groups, g.Name) {
+			t.Errorf("group %s: the name is used twice; group_eval_order could not order them", g.Name)
+		}
 		groups = append(groups, g.Name)
 	}
 	fires, silent := map[string]bool{}, map[string]bool{}

@@ -37,4 +37,6 @@ fuzz ./internal/httpapi FuzzDecodeAssetRequest
 fuzz ./internal/httpapi FuzzDecodeAPIKeyRequest
 fuzz ./internal/httpapi FuzzQuery
 fuzz ./internal/store/pgstore FuzzCursors
+echo "== promtool: alerting and recording rules, their tests, the Grafana dashboard"
+scripts/promtool.sh
 echo "== all tests passed"

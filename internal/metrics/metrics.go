@@ -90,6 +90,9 @@ func New() *Metrics {
 		Help: "Requests answered with the stored answer of an earlier request with the same Idempotency-Key."})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tpwallet_store_errors_total",
 		Help: "Store operations that failed, by operation (commit, read)."}, []string{"op"})
+	for _, op := range []string{"commit", "read"} { // present at 0, so that the first error is an increase
+		m.storeErrors.WithLabelValues(op)
+	}
 	m.headSeq = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tpwallet_journal_head_seq",
 		Help: "Sequence number of the newest committed journal record."})
 	m.followerRecords = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tpwallet_follower_lag_records",

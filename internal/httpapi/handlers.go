@@ -220,13 +220,14 @@ func (s *Server) listAssets(w http.ResponseWriter, r *http.Request) {
 }
 
 // readErr maps store read errors: not found to the given code, bad cursor to 400.
-func readErr(err error, notFound ledger.Code) Problem {
+func (s *Server) readErr(err error, notFound ledger.Code) Problem {
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
 		return problemOf(notFound, "")
 	case errors.Is(err, engine.ErrBadCursor):
 		return problemOf(ledger.CodeInvalidRequest, "the cursor is not one this server made")
 	}
+	s.metrics.StoreError("read")
 	return problemFromError(err)
 }
 
@@ -245,7 +246,7 @@ func notFoundDetail(p Problem) Problem {
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 	a, err := s.svc.Store().Account(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeProblem(w, notFoundDetail(readErr(err, ledger.CodeAccountNotFound)))
+		writeProblem(w, notFoundDetail(s.readErr(err, ledger.CodeAccountNotFound)))
 		return
 	}
 	writeRaw(w, http.StatusOK, journal.AppendAccountJSON(nil, a), false)
@@ -259,7 +260,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	}
 	items, next, err := s.svc.Store().Accounts(r.Context(), r.URL.Query().Get("owner"), cursor, limit)
 	if err != nil {
-		writeProblem(w, readErr(err, ledger.CodeNotFound))
+		writeProblem(w, s.readErr(err, ledger.CodeNotFound))
 		return
 	}
 	writePage(w, len(items), func(b []byte, i int) []byte { return journal.AppendAccountJSON(b, items[i]) }, next)
@@ -281,7 +282,7 @@ func writePage(w http.ResponseWriter, n int, item func([]byte, int) []byte, next
 // accountExists answers 404 account_not_found and returns false when there is no such account.
 func (s *Server) accountExists(w http.ResponseWriter, r *http.Request, id string) bool {
 	if _, err := s.svc.Store().Account(r.Context(), id); err != nil {
-		writeProblem(w, notFoundDetail(readErr(err, ledger.CodeAccountNotFound)))
+		writeProblem(w, notFoundDetail(s.readErr(err, ledger.CodeAccountNotFound)))
 		return false
 	}
 	return true
@@ -299,7 +300,7 @@ func (s *Server) entries(w http.ResponseWriter, r *http.Request) {
 	}
 	items, next, err := s.svc.Store().Entries(r.Context(), id, cursor, limit)
 	if err != nil {
-		writeProblem(w, readErr(err, ledger.CodeAccountNotFound))
+		writeProblem(w, s.readErr(err, ledger.CodeAccountNotFound))
 		return
 	}
 	writePage(w, len(items), func(b []byte, i int) []byte { return appendEntryJSON(b, &items[i]) }, next)
@@ -341,7 +342,7 @@ func (s *Server) balanceAt(w http.ResponseWriter, r *http.Request) {
 	}
 	bal, err := s.svc.Store().BalanceAt(r.Context(), id, upTo)
 	if err != nil {
-		writeProblem(w, readErr(err, ledger.CodeAccountNotFound))
+		writeProblem(w, s.readErr(err, ledger.CodeAccountNotFound))
 		return
 	}
 	b := []byte(`{"account_id":`)
@@ -356,7 +357,7 @@ func (s *Server) balanceAt(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getTransfer(w http.ResponseWriter, r *http.Request) {
 	t, err := s.svc.Store().Transfer(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeProblem(w, notFoundDetail(readErr(err, ledger.CodeTransferNotFound)))
+		writeProblem(w, notFoundDetail(s.readErr(err, ledger.CodeTransferNotFound)))
 		return
 	}
 	writeRaw(w, http.StatusOK, journal.AppendTransferJSON(nil, t), false)
@@ -374,7 +375,7 @@ func (s *Server) listTransfers(w http.ResponseWriter, r *http.Request) {
 	}
 	items, next, err := s.svc.Store().Transfers(r.Context(), account, cursor, limit)
 	if err != nil {
-		writeProblem(w, readErr(err, ledger.CodeNotFound))
+		writeProblem(w, s.readErr(err, ledger.CodeNotFound))
 		return
 	}
 	writePage(w, len(items), func(b []byte, i int) []byte { return journal.AppendTransferJSON(b, items[i]) }, next)

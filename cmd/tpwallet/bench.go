@@ -140,20 +140,29 @@ func startInProcess(ctx context.Context, withMetrics bool) (stop func(), url, ke
 	if withMetrics {
 		m = metrics.New()
 	}
+	// Traced as serve is, by the OTEL_* variables: off without an endpoint.
+	stopTracing, err := startTracing(ctx, log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", "", err
+	}
 	app, err := openApp(ctx, "", dir, 24*time.Hour, log, m)
 	if err != nil {
+		stopTracing()
 		os.RemoveAll(dir)
 		return nil, "", "", err
 	}
 	key = "tpw_bench_" + strconv.FormatInt(time.Now().UnixNano(), 36) + "_local"
 	if _, err := app.svc.EnsureAdminKey(ctx, key); err != nil {
 		app.close()
+		stopTracing()
 		os.RemoveAll(dir)
 		return nil, "", "", err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		app.close()
+		stopTracing()
 		os.RemoveAll(dir)
 		return nil, "", "", err
 	}
@@ -163,6 +172,7 @@ func startInProcess(ctx context.Context, withMetrics bool) (stop func(), url, ke
 	return func() {
 		srv.Shutdown(context.Background())
 		app.close()
+		stopTracing()
 		os.RemoveAll(dir)
 	}, "http://" + ln.Addr().String(), key, nil
 }

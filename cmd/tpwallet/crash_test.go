@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -461,8 +462,24 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 // TestNoSecretsInLogs runs serve at debug level (every request logged) through account,
-// transfer, API key and error paths, and checks the log holds no key and no personal data.
+// transfer, API key and error paths, and checks the log holds no key and no personal data;
+// traced (to an OTLP receiver), the same for the spans it exports, and the request lines
+// carry trace ids.
 func TestNoSecretsInLogs(t *testing.T) {
+	t.Run("untraced", func(t *testing.T) { testNoSecrets(t, false) })
+	t.Run("traced", func(t *testing.T) { testNoSecrets(t, true) })
+}
+
+func testNoSecrets(t *testing.T, traced bool) {
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	sink := &otlpSink{}
+	if traced {
+		srv := httptest.NewServer(sink)
+		defer srv.Close()
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	}
 	p := startServe(t, t.TempDir(), "--log-level", "debug", "--log-format", "json")
 	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "t", "asset": "USD", "allow_negative": true}, nil, 201)
 	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "jane", "owner": "user:jane-doe-owner",
@@ -476,15 +493,49 @@ func TestNoSecretsInLogs(t *testing.T) {
 	p.mustCall(t, "POST", "/v1/transfers", map[string]any{"source": "jane", "destination": "t", "amount": "999",
 		"metadata": map[string]string{"iban": "DE89370400440532013000"}}, nil, 422)
 	p.mustCall(t, "GET", "/v1/accounts?owner=user:jane-doe-owner", nil, nil, 200)
-	p.stop(t)
+	p.stop(t) // a graceful stop flushes the spans
 	log := p.out.String()
 	if !strings.Contains(log, `"request_id"`) {
 		t.Fatalf("debug log has no request lines:\n%s", log)
 	}
-	for _, secret := range []string{adminKey, key.Key, "jane-doe-owner", "jane@example.com",
-		"DE89370400440532013000", "invoice-secret-ref"} {
+	if got := strings.Contains(log, `"trace_id"`); got != traced {
+		t.Errorf("request lines with a trace_id: got %v, want %v:\n%s", got, traced, log)
+	}
+	secrets := []string{adminKey, key.Key, "jane-doe-owner", "jane@example.com",
+		"DE89370400440532013000", "invoice-secret-ref"}
+	for _, secret := range secrets {
 		if strings.Contains(log, secret) {
 			t.Errorf("the log contains %q", secret)
 		}
 	}
+	spans := sink.bytes()
+	if traced != bytes.Contains(spans, []byte("POST /v1/transfers")) {
+		t.Fatalf("spans exported: got %d bytes (traced %v), want a POST /v1/transfers span only when traced", len(spans), traced)
+	}
+	for _, secret := range append(secrets, "jane", "user:") { // spans hold no account ids either
+		if bytes.Contains(spans, []byte(secret)) {
+			t.Errorf("the exported spans contain %q", secret)
+		}
+	}
+}
+
+// otlpSink is an OTLP/HTTP trace receiver that keeps the raw export requests: strings in
+// protobuf are bytes as they are, so a search for a secret needs no decoding.
+type otlpSink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *otlpSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.buf.Write(b)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-protobuf")
+}
+
+func (s *otlpSink) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.buf.Bytes())
 }

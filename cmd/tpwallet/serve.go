@@ -25,6 +25,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/service"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
 	"github.com/tpwallet/tpwallet/internal/store/pgstore"
+	"github.com/tpwallet/tpwallet/internal/tracing"
 )
 
 // serveConfig is what `tpwallet serve` reads from flags and TPWALLET_* variables.
@@ -127,6 +128,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(fs.Output(), "Usage of tpwallet serve (flag > environment > default):")
 		fs.PrintDefaults()
 		fmt.Fprintln(fs.Output(), "  TPWALLET_ADMIN_KEY (environment only)\n    \tmade an admin API key at start; without it a fresh data directory gets a generated one, printed once")
+		fmt.Fprintln(fs.Output(), "  OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables (environment only)\n    \tOpenTelemetry traces over OTLP; off without an endpoint (docs/operations-traces.md)")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -138,6 +140,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // last: after the requests in flight have ended their spans
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
@@ -203,6 +210,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("stopped")
 	return nil
 }
+
+// startTracing sets up OpenTelemetry from the OTEL_* variables (docs/operations-traces.md);
+// stop flushes the spans not yet exported, waiting at most traceFlushWait for the collector.
+func startTracing(ctx context.Context, log *slog.Logger) (stop func(), err error) {
+	shutdown, err := tracing.Setup(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlushWait)
+		defer cancel()
+		if err := shutdown(fctx); err != nil {
+			log.Warn("traces not all exported at shutdown", "err", err)
+		}
+	}, nil
+}
+
+// traceFlushWait bounds how long a stopping server waits for the trace collector.
+const traceFlushWait = 5 * time.Second
 
 // maxHeaderBytes bounds a request's headers; larger ones are answered 431.
 const maxHeaderBytes = 64 << 10

@@ -91,11 +91,26 @@ type Reply struct {
 	Results []ledger.Result // one per request of the Command
 	Seq     uint64          // the journal record of the batch; 0 if it changed nothing
 	Time    int64           // the batch's engine time
+	Timing  Timing          // when the submission went through the writer
+}
+
+// Timing is when a submission went through the writer, so that a caller can draw its
+// queue wait, apply and commit as trace spans after the fact (the engine does not trace).
+// The stamps are time.Now readings, wall clock with a monotonic reading, taken whether or
+// not anyone traces: one per submission and four per batch. Queued ≤ ApplyStart ≤
+// ApplyEnd ≤ CommitStart ≤ CommitEnd; between ApplyEnd and CommitStart the batch waits
+// for the commit of the batch before it.
+type Timing struct {
+	Queued                 time.Time // Submit put the submission on the queue
+	ApplyStart, ApplyEnd   time.Time // its batch: prefetch, Apply, seal, idempotent answers
+	CommitStart, CommitEnd time.Time // its batch's Store.Commit
+	BatchRequests          int       // requests in its batch, all submissions together
 }
 
 type call struct {
-	sub   *Submission
-	reply chan result // capacity 1: the writer never blocks on a slow caller
+	sub    *Submission
+	reply  chan result // capacity 1: the writer never blocks on a slow caller
+	queued time.Time   // Reply.Timing.Queued
 }
 
 type result struct {
@@ -168,7 +183,9 @@ func (e *Engine) Submit(ctx context.Context, s *Submission) (Reply, error) {
 	if err := e.Err(); err != nil {
 		return Reply{}, err
 	}
-	c := &call{sub: s, reply: make(chan result, 1)}
+	// Stamped before the send, so that Queued ≤ ApplyStart even when the writer takes
+	// the call at once.
+	c := &call{sub: s, reply: make(chan result, 1), queued: time.Now()}
 	e.mu.RLock()
 	if e.closed {
 		e.mu.RUnlock()
@@ -281,7 +298,7 @@ func (e *Engine) run() {
 				break drain
 			}
 		}
-		if p := e.apply(batch); p != nil {
+		if p := e.apply(batch, n); p != nil {
 			if inline {
 				e.commit(p)
 			} else {
@@ -306,8 +323,8 @@ type pending struct {
 	commit  journal.Commit
 	assets  []ledger.Asset // the new asset list, when the batch created an asset
 	barrier chan struct{}  // set for a drain request: closed when all before it are durable
-	apply   time.Duration  // time to apply and seal it (for the Observer)
 	holds   int            // pending holds after it
+	timing  Timing         // its apply stamps and size; Queued is per call
 }
 
 // drain waits until every commit handed to the committer is done.
@@ -337,9 +354,10 @@ func (e *Engine) armExpiry(timer *time.Timer) {
 	timer.Reset(d)
 }
 
-// apply applies one batch in memory, seals its record and renders its idempotent answers.
-// It returns nil when the batch was answered already (the engine has stopped).
-func (e *Engine) apply(batch []*call) *pending {
+// apply applies one batch of n requests in memory, seals its record and renders its
+// idempotent answers. It returns nil when the batch was answered already (the engine has
+// stopped).
+func (e *Engine) apply(batch []*call, n int) *pending {
 	if err := e.Err(); err != nil {
 		reply(batch, result{err: err})
 		return nil
@@ -358,7 +376,8 @@ func (e *Engine) apply(batch []*call) *pending {
 	clear(cmds)
 	e.cmds = cmds[:0]
 
-	p := &pending{batch: batch, results: b.Results, time: b.Time, commit: journal.Commit{Accounts: b.Touched}}
+	p := &pending{batch: batch, results: b.Results, time: b.Time, commit: journal.Commit{Accounts: b.Touched},
+		timing: Timing{ApplyStart: start, BatchRequests: n}}
 	if len(b.Changes) > 0 {
 		p.commit.Record = &journal.Record{Seq: e.head.Seq + 1, PrevHash: e.head.Hash,
 			Timestamp: b.Time, Changes: b.Changes}
@@ -388,8 +407,9 @@ func (e *Engine) apply(batch []*call) *pending {
 		}
 	}
 	e.inMemory.Add(1)
+	p.timing.ApplyEnd = time.Now()
 	if e.opts.Observer != nil {
-		p.apply, p.holds = time.Since(start), e.state.HoldCount()
+		p.holds = e.state.HoldCount()
 	}
 	return p
 }
@@ -417,7 +437,7 @@ func (e *Engine) commit(p *pending) {
 		return
 	}
 	c := &p.commit
-	start := time.Now()
+	p.timing.CommitStart = time.Now()
 	if c.Record != nil || len(c.Idempotency) > 0 || len(c.APIKeys) > 0 {
 		if err := e.store.Commit(context.Background(), c); err != nil {
 			e.observe(p, 0, err)
@@ -425,7 +445,8 @@ func (e *Engine) commit(p *pending) {
 			return
 		}
 	}
-	e.observe(p, time.Since(start), nil)
+	p.timing.CommitEnd = time.Now()
+	e.observe(p, p.timing.CommitEnd.Sub(p.timing.CommitStart), nil)
 	seq := e.headSeq.Load()
 	if c.Record != nil {
 		seq = c.Record.Seq
@@ -437,7 +458,9 @@ func (e *Engine) commit(p *pending) {
 	e.batches.Add(1)
 	for i, cl := range p.batch {
 		e.applied.Add(uint64(len(cl.sub.Command.Requests)))
-		cl.reply <- result{reply: Reply{Results: p.results[i], Seq: seq, Time: p.time}}
+		t := p.timing
+		t.Queued = cl.queued
+		cl.reply <- result{reply: Reply{Results: p.results[i], Seq: seq, Time: p.time, Timing: t}}
 	}
 }
 
@@ -451,7 +474,8 @@ func (e *Engine) observe(p *pending, commit time.Duration, err error) {
 	for i, c := range p.batch {
 		cmds[i] = c.sub.Command
 	}
-	o.Batch(&BatchInfo{Commands: cmds, Results: p.results, Record: p.commit.Record, Apply: p.apply,
+	o.Batch(&BatchInfo{Commands: cmds, Results: p.results, Record: p.commit.Record,
+		Apply:  p.timing.ApplyEnd.Sub(p.timing.ApplyStart),
 		Commit: commit, Err: err, Holds: p.holds})
 }
 

@@ -162,6 +162,56 @@ func testGroupCommit(t *testing.T, wrap func(engine.Store) engine.Store) {
 	t.Logf("%d calls in %d batches", callers*each+1, s.Batches)
 }
 
+// TestReplyTimingForTraces checks the stamps a caller draws trace spans from: every reply,
+// under concurrent callers, has Queued ≤ ApplyStart ≤ ApplyEnd ≤ CommitStart ≤ CommitEnd and
+// a batch at least as large as its own submission.
+func TestReplyTimingForTraces(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			st := openStore(t, t.TempDir())
+			e := openEngine(t, m.wrap(st), engine.Options{})
+			defer e.Close()
+			mustOK(t, submit(t, e, account("bank", true), account("shop", false)))
+			var wg sync.WaitGroup
+			for c := 0; c < 16; c++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 10; i++ {
+						before := time.Now()
+						r, err := e.Submit(context.Background(), &engine.Submission{Command: ledger.Command{
+							Requests: []ledger.Request{transfer("", "bank", "shop", 1), transfer("", "bank", "shop", 1)}}})
+						after := time.Now()
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						checkTiming(t, before, r.Timing, after)
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+func checkTiming(t *testing.T, before time.Time, tm engine.Timing, after time.Time) {
+	t.Helper()
+	stamps := []struct {
+		name string
+		at   time.Time
+	}{{"before Submit", before}, {"Queued", tm.Queued}, {"ApplyStart", tm.ApplyStart}, {"ApplyEnd", tm.ApplyEnd},
+		{"CommitStart", tm.CommitStart}, {"CommitEnd", tm.CommitEnd}, {"after Submit", after}}
+	for i := 1; i < len(stamps); i++ {
+		if stamps[i].at.Before(stamps[i-1].at) {
+			t.Errorf("%s %v is before %s %v", stamps[i].name, stamps[i].at, stamps[i-1].name, stamps[i-1].at)
+		}
+	}
+	if tm.BatchRequests < 2 {
+		t.Errorf("BatchRequests: got %d, want ≥ 2 (the submission's own requests)", tm.BatchRequests)
+	}
+}
+
 // gate is a Store whose Commit waits until released, and can be told to fail: a fault
 // injector around the real Pebble store, not a mock of it.
 type gate struct {

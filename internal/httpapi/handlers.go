@@ -20,24 +20,11 @@ type build func(r *http.Request, body []byte) (ledger.Command, error)
 // write runs the common path of every POST that changes the ledger: body limits and media
 // type, strict decoding, Idempotency-Key, submission, and the answer.
 func (s *Server) write(w http.ResponseWriter, r *http.Request, max int64, allowEmpty bool, b build, render service.Render) {
-	body, err := readBody(w, r, max, allowEmpty)
-	if err != nil {
-		writeProblem(w, problemFromError(err))
-		return
+	span := s.startDecode(r)
+	cmd, idem, err := decodeWrite(w, r, max, allowEmpty, b)
+	if span != nil {
+		endDecode(span, cmd, err)
 	}
-	var idem *service.IdemRequest
-	if key, ok := r.Header["Idempotency-Key"]; ok {
-		if len(key) != 1 || !validIdemKey(key[0]) {
-			writeProblem(w, problemOf(ledger.CodeInvalidRequest, "Idempotency-Key must be 1-255 printable ASCII characters"))
-			return
-		}
-		h := sha256.New()
-		h.Write([]byte(r.Method + "\n" + r.URL.Path + "\n"))
-		h.Write(body)
-		idem = &service.IdemRequest{Key: key[0]}
-		h.Sum(idem.Hash[:0])
-	}
-	cmd, err := b(r, body)
 	if err != nil {
 		writeProblem(w, problemFromError(err))
 		return
@@ -51,7 +38,32 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, max int64, allowE
 		w.Header().Set("Idempotent-Replayed", "true")
 		s.metrics.Replay()
 	}
+	if sw, ok := w.(*statusWriter); ok && len(ans.Results) == 1 {
+		sw.code = ans.Results[0].Code // a rendered rejection is a problem too (for the span)
+	}
 	writeRaw(w, ans.Status, ans.Body, ans.Status >= 400)
+}
+
+// decodeWrite reads and checks a write's body and Idempotency-Key and builds its command.
+func decodeWrite(w http.ResponseWriter, r *http.Request, max int64, allowEmpty bool, b build) (ledger.Command, *service.IdemRequest, error) {
+	body, err := readBody(w, r, max, allowEmpty)
+	if err != nil {
+		return ledger.Command{}, nil, err
+	}
+	var idem *service.IdemRequest
+	if key, ok := r.Header["Idempotency-Key"]; ok {
+		if len(key) != 1 || !validIdemKey(key[0]) {
+			return ledger.Command{}, nil, ledger.Errorf(ledger.CodeInvalidRequest,
+				"Idempotency-Key must be 1-255 printable ASCII characters")
+		}
+		h := sha256.New()
+		h.Write([]byte(r.Method + "\n" + r.URL.Path + "\n"))
+		h.Write(body)
+		idem = &service.IdemRequest{Key: key[0]}
+		h.Sum(idem.Hash[:0])
+	}
+	cmd, err := b(r, body)
+	return cmd, idem, err
 }
 
 func validIdemKey(k string) bool {

@@ -106,6 +106,9 @@ func problemFromError(err error) Problem {
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.code = p.Code
+	}
 	writeRaw(w, p.Status, p.body(), true)
 }
 

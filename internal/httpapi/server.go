@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/tpwallet/tpwallet/internal/ledger"
 	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
@@ -29,6 +33,10 @@ type Options struct {
 	// GET /metrics without authentication (serve sets it unless --admin-addr is set).
 	Metrics        *metrics.Metrics
 	MetricsHandler http.Handler
+	// TracerProvider makes the server span of each request and its children (default: the
+	// otel global, which tracing.Setup installs). A noop.TracerProvider turns tracing off:
+	// no span, no traceparent read, no trace ids in the log.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the REST API of api.md over a service.
@@ -39,6 +47,7 @@ type Server struct {
 	spec    []byte
 	limits  *limits
 	metrics *metrics.Metrics
+	tracer  trace.Tracer // nil: tracing off
 }
 
 type ctxKey int
@@ -54,6 +63,13 @@ func New(svc *service.Service, o Options) *Server {
 	}
 	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI,
 		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst), metrics: o.Metrics}
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if _, off := tp.(noop.TracerProvider); !off {
+		s.tracer = tp.Tracer(tracerName)
+	}
 	for _, rt := range s.table() {
 		s.routes.Handle(rt.pattern, s.guard(rt.scope, rt.handler))
 	}
@@ -112,8 +128,9 @@ func (s *Server) table() []route {
 	}
 }
 
-// ServeHTTP sets the request id, authenticates every /v1 request before routing, routes,
-// and turns panics into 500 internal without a stack trace in the body.
+// ServeHTTP sets the request id, starts the request's server span, authenticates every /v1
+// request before routing, routes, and turns panics into 500 internal without a stack trace
+// in the body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
@@ -123,9 +140,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", id)
 	sw := &statusWriter{ResponseWriter: w}
 	log := s.log.With("request_id", id)
+	// The route is known before authentication, so that the span is named for it from the
+	// start (samplers see the name) even when the request is refused.
+	_, pattern := s.routes.Handler(r)
+	var span trace.Span
+	if s.tracer != nil {
+		r, span = s.startSpan(r, pattern)
+		if sc := span.SpanContext(); sc.IsValid() {
+			log = log.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+		}
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
+				if span != nil {
+					span.End()
+				}
 				panic(v)
 			}
 			log.Error("handler panic", "panic", v, "method", r.Method, "path", r.URL.Path)
@@ -137,6 +167,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.HTTP(routeLabel(r.Pattern), methodLabel(r.Method), sw.status, d)
 		log.Debug("request", "method", r.Method, "route", r.Pattern, "status", sw.status,
 			"duration_ms", float64(d.Microseconds())/1000)
+		if span != nil {
+			endSpan(span, sw)
+		}
 	}()
 	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
 		if !s.limits.enter() {
@@ -160,7 +193,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey, p))
 	}
-	if _, pattern := s.routes.Handler(r); pattern == "" {
+	if pattern == "" {
 		s.notRouted(sw, r)
 		return
 	}
@@ -255,6 +288,7 @@ func newRequestID() string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	code   ledger.Code // of the problem written, if one was (for the span)
 }
 
 func (w *statusWriter) WriteHeader(code int) {

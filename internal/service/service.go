@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
@@ -162,37 +164,31 @@ type IdemRequest struct {
 // is in flight (idempotency_in_flight), and otherwise stores the answer in the same commit
 // as the write. Errors are *ledger.Error with an edge code, or engine errors mapped to
 // overloaded/unavailable.
+//
+// When ctx holds a recorded span, Write adds its children: the idempotency lookup and,
+// from the engine's Reply.Timing, the queue wait, apply and commit.
 func (s *Service) Write(ctx context.Context, p *Principal, idem *IdemRequest, cmd ledger.Command, render Render) (Answer, error) {
 	eng, err := s.writer()
 	if err != nil {
 		return Answer{}, err
 	}
+	parent := trace.SpanFromContext(ctx)
+	traced := parent.IsRecording()
 	sub := &engine.Submission{Command: cmd}
 	if idem != nil {
 		k := idemKey{p.KeyID, idem.Key}
-		s.mu.Lock()
-		if _, busy := s.inflight[k]; busy {
-			s.mu.Unlock()
-			return Answer{}, ledger.Errorf(ledger.CodeIdempotencyInFlight,
-				"a request with this Idempotency-Key is still in flight")
+		var span trace.Span
+		if traced {
+			_, span = tracer(parent).Start(ctx, "idempotency")
 		}
-		s.inflight[k] = struct{}{}
-		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			delete(s.inflight, k)
-			s.mu.Unlock()
-		}()
-		stored, err := s.store.Idempotency(ctx, p.KeyID, idem.Key, s.opts.Now().UnixNano())
-		switch {
-		case err == nil && stored.RequestHash == idem.Hash:
-			return Answer{Status: stored.Status, Body: stored.Body, Replayed: true}, nil
-		case err == nil:
-			return Answer{}, ledger.Errorf(ledger.CodeIdempotencyKeyReused,
-				"this Idempotency-Key was used with a different request")
-		case !errors.Is(err, engine.ErrNotFound):
-			return Answer{}, fmt.Errorf("service: idempotency lookup: %w", err)
+		ans, outcome, err := s.lookup(ctx, k, idem)
+		if span != nil {
+			endIdempotency(span, outcome)
 		}
+		if outcome != idemNew {
+			return ans, err
+		}
+		defer s.release(k) // only once the engine has answered: see submitCtx
 		sub.Idempotency = &engine.Idempotency{Scope: p.KeyID, Key: idem.Key,
 			RequestHash: idem.Hash, TTL: s.opts.IdempotencyTTL, Render: render}
 	}
@@ -210,8 +206,54 @@ func (s *Service) Write(ctx context.Context, p *Principal, idem *IdemRequest, cm
 	if err != nil {
 		return Answer{}, s.engineError(err)
 	}
+	if traced {
+		engineSpans(ctx, parent, &reply)
+	}
 	status, body, _ := render(reply.Results)
 	return Answer{Status: status, Body: body, Results: reply.Results}, nil
+}
+
+// Outcomes of an idempotency lookup (also the tpwallet.idempotency attribute of its span).
+const (
+	idemNew      = "new"       // no answer stored: the write goes on, its key held in flight
+	idemReplayed = "replayed"  // the stored answer to the same request
+	idemReused   = "reused"    // the key was used with another request
+	idemInFlight = "in_flight" // the first request with the key is not answered yet
+	idemFailed   = "error"     // the store could not be read
+)
+
+// lookup holds k in flight and looks for a stored answer. Unless the outcome is idemNew,
+// it has released k again and returns the answer or error to give; with idemNew the
+// caller releases k once the engine has answered.
+func (s *Service) lookup(ctx context.Context, k idemKey, idem *IdemRequest) (Answer, string, error) {
+	s.mu.Lock()
+	if _, busy := s.inflight[k]; busy {
+		s.mu.Unlock()
+		return Answer{}, idemInFlight, ledger.Errorf(ledger.CodeIdempotencyInFlight,
+			"a request with this Idempotency-Key is still in flight")
+	}
+	s.inflight[k] = struct{}{}
+	s.mu.Unlock()
+	stored, err := s.store.Idempotency(ctx, k.scope, k.key, s.opts.Now().UnixNano())
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return Answer{}, idemNew, nil
+	case err == nil && stored.RequestHash == idem.Hash:
+		s.release(k)
+		return Answer{Status: stored.Status, Body: stored.Body, Replayed: true}, idemReplayed, nil
+	case err == nil:
+		s.release(k)
+		return Answer{}, idemReused, ledger.Errorf(ledger.CodeIdempotencyKeyReused,
+			"this Idempotency-Key was used with a different request")
+	}
+	s.release(k)
+	return Answer{}, idemFailed, fmt.Errorf("service: idempotency lookup: %w", err)
+}
+
+func (s *Service) release(k idemKey) {
+	s.mu.Lock()
+	delete(s.inflight, k)
+	s.mu.Unlock()
 }
 
 // engineError maps engine sentinels to edge codes.

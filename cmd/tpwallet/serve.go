@@ -128,7 +128,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(fs.Output(), "Usage of tpwallet serve (flag > environment > default):")
 		fs.PrintDefaults()
 		fmt.Fprintln(fs.Output(), "  TPWALLET_ADMIN_KEY (environment only)\n    \tmade an admin API key at start; without it a fresh data directory gets a generated one, printed once")
-		fmt.Fprintln(fs.Output(), "  OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables (environment only)\n    \tOpenTelemetry traces over OTLP; off without an endpoint (docs/operations-traces.md)")
+		fmt.Fprintln(fs.Output(), "  OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables (environment only)\n    \tOpenTelemetry traces over OTLP; off without an endpoint (docs/operations.md, Traces)")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -211,7 +211,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// startTracing sets up OpenTelemetry from the OTEL_* variables (docs/operations-traces.md);
+// startTracing sets up OpenTelemetry from the OTEL_* variables (docs/operations.md, Traces);
 // stop flushes the spans not yet exported, waiting at most traceFlushWait for the collector.
 func startTracing(ctx context.Context, log *slog.Logger) (stop func(), err error) {
 	shutdown, err := tracing.Setup(ctx, log)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/tpwallet/tpwallet/internal/journal"
 )
@@ -33,6 +34,10 @@ type Options struct {
 	// batch of 8,000 transfers is a few MB, and Pebble flushes any batch larger than half a
 	// memtable as a memtable of its own, so the default is well above Pebble's 4 MB.
 	MemTableSize uint64
+	// FS is the file system the database lives on (default nil: the real disk, vfs.Default).
+	// The deterministic simulation (internal/sim) passes an in-memory one that injects faults
+	// and simulates crashes.
+	FS vfs.FS
 }
 
 // EnsureDefaults fills in zero fields.
@@ -101,6 +106,7 @@ func Open(dir string, o Options) (*Store, error) {
 		MemTableSize:       o.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{o.Logger},
+		FS:                 o.FS, // nil: Pebble's EnsureDefaults picks vfs.Default
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)

@@ -75,8 +75,13 @@ type Store struct {
 
 	// mu serialises writers: Commit, DeleteExpiredIdempotency, Load and Close. It guards the
 	// fields below.
-	mu       sync.Mutex
-	loaded   bool // Load succeeded: the head is checked and Commit may append to it
+	mu     sync.Mutex
+	loaded bool // Load succeeded: the head is checked and Commit may append to it
+	// failed is set once a Commit's batch may have reached Pebble and the Commit did not
+	// return nil (an error, or a panic such as Pebble's Fatalf on a failed WAL sync). The
+	// memory may then hold accounts of a batch of unknown durability, so Close writes no
+	// checkpoint from it; Load replays the journal instead.
+	failed   bool
 	w        sortedBatch
 	rec      []byte
 	batch    *pebble.Batch // reused by every Commit
@@ -191,6 +196,7 @@ func (s *Store) get(key []byte) ([]byte, error) {
 // that the next Load replays nothing, and closes the database; calling it again returns the
 // first call's result. Every other call must have returned first. Nothing is lost without
 // the checkpoint either (after a crash): every Commit synced its record, and Load replays it.
+// After a failed Commit it writes no checkpoint: see Store.failed.
 func (s *Store) Close() error { return s.close(true) }
 
 // closeWithoutCheckpoint closes the database as a crash would leave it: without the last
@@ -202,7 +208,7 @@ func (s *Store) close(final bool) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		var err error
-		if final && s.loaded {
+		if final && s.loaded && !s.failed {
 			err = s.finalCheckpoint()
 		}
 		if s.batch != nil {

@@ -1,0 +1,96 @@
+package pebblestore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/tpwallet/tpwallet/internal/journal"
+	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
+)
+
+// failSyncs fails every WAL sync once switched on.
+type failSyncs struct{ on atomic.Bool }
+
+func (f *failSyncs) String() string { return "failSyncs" }
+
+func (f *failSyncs) MaybeError(op errorfs.Op) error {
+	if f.on.Load() && strings.HasSuffix(op.Path, ".log") &&
+		(op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData) {
+		return errorfs.ErrInjected
+	}
+	return nil
+}
+
+// TestCloseAfterFailedSync: when the WAL sync of a Commit fails, Pebble has already applied
+// the batch to its memtable and then calls Fatalf, which panics. If that panic is recovered
+// (the simulation in internal/sim does, to go on as after a crash), Close must still close
+// the database, without writing a final checkpoint from accounts the failed batch staged;
+// and the disk as synced holds every record up to the one before.
+func TestCloseAfterFailedSync(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	inj := &failSyncs{}
+	s, err := pebblestore.Open("db", pebblestore.Options{FS: errorfs.Wrap(mem, inj)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, head, err := s.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := int64(1_767_225_600e9)
+	head = commitBatches(t, s, st, head, now,
+		[]ledger.Command{account("treasury", true), account("alice", false)},
+		[]ledger.Command{pay("f1", "treasury", "alice", 1000, false)})
+
+	inj.on.Store(true)
+	b := st.Apply(now+10e9, []ledger.Command{pay("f2", "treasury", "alice", 5, false)})
+	r := &journal.Record{Seq: head.Seq + 1, PrevHash: head.Hash, Timestamp: b.Time, Changes: b.Changes}
+	journal.Seal(r)
+	if err := commitRecovering(s, &journal.Commit{Record: r, Accounts: b.Touched}); err == nil {
+		t.Fatal("Commit with a failing WAL sync: got nil, want an error or a panic")
+	}
+	var closeErr error
+	if p := func() (p any) {
+		defer func() { p = recover() }()
+		closeErr = s.Close()
+		return nil
+	}(); p != nil {
+		t.Fatalf("Close after a failed Commit panicked: %v", p)
+	}
+	if closeErr == nil {
+		t.Error("Close after a failed WAL sync: got nil, want the WAL's error")
+	}
+
+	s2, err := pebblestore.Open("db", pebblestore.Options{FS: mem.CrashClone(vfs.CrashCloneCfg{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	st2, head2, err := s2.Load(t.Context())
+	if err != nil {
+		t.Fatalf("Load after the crash: %v", err)
+	}
+	if head2 != head {
+		t.Errorf("head after the crash: %d, want %d", head2.Seq, head.Seq)
+	}
+	if a, _ := st2.Account("alice"); a.Posted().String() != "1000" {
+		t.Errorf("alice after the crash: %s, want 1000", a.Posted())
+	}
+}
+
+// commitRecovering calls Commit and turns a panic into an error.
+func commitRecovering(s *pebblestore.Store, c *journal.Commit) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return s.Commit(context.Background(), c)
+}

@@ -38,6 +38,11 @@ type Options struct {
 	// The deterministic simulation (internal/sim) passes an in-memory one that injects faults
 	// and simulates crashes.
 	FS vfs.FS
+	// DisableAutomaticCompactions turns off Pebble's background compactions, whose file
+	// operations would interleave with the commits' at random. Only the simulation sets it,
+	// so that a seed replays the same file operations; never set it in production: the
+	// files of level 0 would pile up and reads slow down without bound.
+	DisableAutomaticCompactions bool
 }
 
 // EnsureDefaults fills in zero fields.
@@ -107,11 +112,12 @@ func Open(dir string, o Options) (*Store, error) {
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	db, err := pebble.Open(dir, &pebble.Options{
-		Cache:              cache,
-		MemTableSize:       o.MemTableSize,
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{o.Logger},
-		FS:                 o.FS, // nil: Pebble's EnsureDefaults picks vfs.Default
+		Cache:                       cache,
+		MemTableSize:                o.MemTableSize,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{o.Logger},
+		FS:                          o.FS, // nil: Pebble's EnsureDefaults picks vfs.Default
+		DisableAutomaticCompactions: o.DisableAutomaticCompactions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)

@@ -60,6 +60,15 @@
 // to start otherwise; `tpwallet verify` checks the rest with EachRecord, EachAccount,
 // EachTransfer and EachActivity.
 //
+// # Durability of what reads see
+//
+// Pebble makes a batch visible as soon as it is applied to the memtable, before its WAL sync
+// returns. Head, Account and Accounts answer from memory published after the sync, and
+// Journal stops at the head, so they show only durable records. Transfer, Transfers, Entries,
+// BalanceAt, Idempotency and the API key reads go to Pebble: for the length of a Commit's
+// sync they may show its changes, which a crash in that moment would lose (see
+// docs/reliability.md).
+//
 // pebblestore satisfies engine.Store without importing engine: its reads return the
 // sentinel errors of package store (store.ErrNotFound, store.ErrBadCursor), which engine
 // re-exports, so callers test them with errors.Is.

@@ -27,3 +27,9 @@ func (s *Store) LastCommitKeys() int {
 	defer s.mu.Unlock()
 	return s.lastKeys
 }
+
+// PebbleHasRecord reports whether Pebble itself, below the store's reads, shows record seq.
+func (s *Store) PebbleHasRecord(seq uint64) bool {
+	_, err := s.get(recordKey(nil, seq))
+	return err == nil
+}

@@ -3,9 +3,11 @@ package pebblestore_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -15,14 +17,18 @@ import (
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
 )
 
+// isWALSync reports whether op syncs a WAL file.
+func isWALSync(op errorfs.Op) bool {
+	return strings.HasSuffix(op.Path, ".log") && (op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData)
+}
+
 // failSyncs fails every WAL sync once switched on.
 type failSyncs struct{ on atomic.Bool }
 
 func (f *failSyncs) String() string { return "failSyncs" }
 
 func (f *failSyncs) MaybeError(op errorfs.Op) error {
-	if f.on.Load() && strings.HasSuffix(op.Path, ".log") &&
-		(op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData) {
+	if f.on.Load() && isWALSync(op) {
 		return errorfs.ErrInjected
 	}
 	return nil
@@ -93,4 +99,76 @@ func commitRecovering(s *pebblestore.Store, c *journal.Commit) (err error) {
 		}
 	}()
 	return s.Commit(context.Background(), c)
+}
+
+// holdSync holds the next WAL sync, once armed, until release is closed.
+type holdSync struct {
+	armed   atomic.Bool
+	reached chan struct{} // closed when the sync is held
+	release chan struct{}
+}
+
+func (h *holdSync) String() string { return "holdSync" }
+
+func (h *holdSync) MaybeError(op errorfs.Op) error {
+	if isWALSync(op) && h.armed.CompareAndSwap(true, false) {
+		close(h.reached)
+		<-h.release
+	}
+	return nil
+}
+
+// TestJournalOnlyDurable: Pebble makes a batch visible before its WAL sync returns. While a
+// Commit's sync is pending its record is not durable (a crash now loses it, and the next
+// record after restart takes its seq), so Journal must not return it, nor Head name it;
+// once the Commit returns, both do.
+func TestJournalOnlyDurable(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	h := &holdSync{reached: make(chan struct{}), release: make(chan struct{})}
+	s, err := pebblestore.Open("db", pebblestore.Options{FS: errorfs.Wrap(mem, h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, head, err := s.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := int64(1_767_225_600e9)
+	head = commitBatches(t, s, st, head, now, []ledger.Command{account("treasury", true), account("alice", false)})
+
+	b := st.Apply(now+10e9, []ledger.Command{pay("f1", "treasury", "alice", 1000, false)})
+	r := &journal.Record{Seq: head.Seq + 1, PrevHash: head.Hash, Timestamp: b.Time, Changes: b.Changes}
+	journal.Seal(r)
+	h.armed.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- s.Commit(context.Background(), &journal.Commit{Record: r, Accounts: b.Touched}) }()
+	<-h.reached
+	for deadline := time.Now().Add(10 * time.Second); !s.PebbleHasRecord(r.Seq); runtime.Gosched() {
+		if time.Now().After(deadline) { // Pebble applies the batch without waiting for the sync
+			t.Fatalf("Pebble did not show record %d within 10 s of its WAL sync", r.Seq)
+		}
+	}
+	if recs, err := s.Journal(t.Context(), 0, 10); err != nil || len(recs) != int(head.Seq) {
+		t.Errorf("Journal while record %d's sync is pending: got %d records (%v), want %d", r.Seq, len(recs), err, head.Seq)
+	}
+	if got, _ := s.Head(t.Context()); got != head {
+		t.Errorf("Head while record %d's sync is pending: got %d, want %d", r.Seq, got.Seq, head.Seq)
+	}
+	crashed, err := pebblestore.Open("db", pebblestore.Options{FS: mem.CrashClone(vfs.CrashCloneCfg{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ch, err := crashed.Load(t.Context()); err != nil || ch != head {
+		t.Errorf("a crash while record %d's sync is pending: head %d (%v), want %d", r.Seq, ch.Seq, err, head.Seq)
+	}
+	crashed.Close()
+
+	close(h.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := s.Journal(t.Context(), 0, 10); err != nil || len(recs) != int(r.Seq) {
+		t.Errorf("Journal after the Commit: got %d records (%v), want %d", len(recs), err, r.Seq)
+	}
 }

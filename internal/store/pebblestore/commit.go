@@ -82,7 +82,14 @@ func (s *Store) Commit(ctx context.Context, c *journal.Commit) error {
 	}
 	if err == nil {
 		s.lastKeys = int(b.Count())
+		// Pebble applies a batch to its memtable before it learns that the WAL sync failed,
+		// then panics (Fatalf): if that panic is recovered, this Commit never returns an
+		// error and the staged accounts stay staged. failed stays set unless b.Commit
+		// returns nil, so Close will not checkpoint them; once set it stays set.
+		failedBefore := s.failed
+		s.failed = true
 		err = b.Commit(s.wo)
+		s.failed = failedBefore || err != nil
 	}
 	if err != nil {
 		s.unstageAccounts(dirtyMark)

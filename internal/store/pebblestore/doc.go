@@ -34,7 +34,8 @@
 // 2^18 changes were committed, or 2 s of record time (timestamps, not the wall clock) went by,
 // the Commit's batch also holds the a/ key of every account changed since then and
 // m/checkpoint naming its own record (defaultCheckpoints). Close writes a last one (synced),
-// so a clean restart replays nothing. Steady state, checkpoints cost at most one a/ key per
+// so a clean restart replays nothing; but not after a failed Commit, whose accounts memory
+// may still hold (Pebble panics in Fatalf after applying a batch whose WAL sync failed). Steady state, checkpoints cost at most one a/ key per
 // account per interval: about 0.04 keys per transfer for 10,000 accounts. They save little
 // when the traffic is spread over so many accounts that few change twice in an interval.
 //
@@ -66,6 +67,13 @@
 // and its link to the record before it, and the hash of every record it replays, and refuses
 // to start otherwise; `tpwallet verify` checks the rest with EachRecord, EachAccount,
 // EachTransfer and EachActivity.
+//
+// # Durability of what reads see
+//
+// Pebble makes a batch visible as soon as it is applied to the memtable, before its WAL sync
+// returns. No read sees that: every read goes through the current view (view.go), a Pebble
+// snapshot taken once a Commit's sync has returned and its accounts and head are published,
+// and Journal also stops at the head. So reads show only durable commits, each whole.
 //
 // pebblestore satisfies engine.Store without importing engine: its reads return the
 // sentinel errors of package store (store.ErrNotFound, store.ErrBadCursor), which engine

@@ -35,3 +35,14 @@ func (s *Store) SetAfterBatchCommit(f func()) {
 	defer s.mu.Unlock()
 	s.afterBatch = f
 }
+
+// PebbleHasRecord reports whether Pebble itself, below the store's reads, shows record seq.
+func (s *Store) PebbleHasRecord(seq uint64) bool {
+	v, closer, err := s.db.Get(recordKey(nil, seq)) // not s.get, which reads the view
+	if err != nil {
+		return false
+	}
+	_ = v
+	closer.Close()
+	return true
+}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/tpwallet/tpwallet/internal/journal"
 )
@@ -33,6 +34,15 @@ type Options struct {
 	// batch of 8,000 transfers is a few MB, and Pebble flushes any batch larger than half a
 	// memtable as a memtable of its own, so the default is well above Pebble's 4 MB.
 	MemTableSize uint64
+	// FS is the file system the database lives on (default nil: the real disk, vfs.Default).
+	// The deterministic simulation (internal/sim) passes an in-memory one that injects faults
+	// and simulates crashes.
+	FS vfs.FS
+	// DisableAutomaticCompactions turns off Pebble's background compactions, whose file
+	// operations would interleave with the commits' at random. Only the simulation sets it,
+	// so that a seed replays the same file operations; never set it in production: the
+	// files of level 0 would pile up and reads slow down without bound.
+	DisableAutomaticCompactions bool
 }
 
 // EnsureDefaults fills in zero fields.
@@ -71,9 +81,14 @@ type Store struct {
 
 	// mu serialises writers: Commit, DeleteExpiredIdempotency, Load and Close. It guards the
 	// fields below.
-	mu       sync.Mutex
-	gen      uint64 // the generation of the current view: writes published so far
-	loaded   bool   // Load succeeded: the head is checked and Commit may append to it
+	mu     sync.Mutex
+	gen    uint64 // the generation of the current view: writes published so far
+	loaded bool   // Load succeeded: the head is checked and Commit may append to it
+	// failed is set once a Commit's batch may have reached Pebble and the Commit did not
+	// return nil (an error, or a panic such as Pebble's Fatalf on a failed WAL sync). The
+	// memory may then hold accounts of a batch of unknown durability, so Close writes no
+	// checkpoint from it; Load replays the journal instead.
+	failed   bool
 	w        sortedBatch
 	rec      []byte
 	batch    *pebble.Batch // reused by every Commit
@@ -101,11 +116,13 @@ func Open(dir string, o Options) (*Store, error) {
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	db, err := pebble.Open(dir, &pebble.Options{
-		Cache:              cache,
-		MemTableSize:       o.MemTableSize,
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{o.Logger},
-		EventListener:      &pebble.EventListener{DataCorruption: corruptionLogger(o.Logger)},
+		Cache:                       cache,
+		MemTableSize:                o.MemTableSize,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{o.Logger},
+		EventListener:               &pebble.EventListener{DataCorruption: corruptionLogger(o.Logger)},
+		FS:                          o.FS, // nil: Pebble's EnsureDefaults picks vfs.Default
+		DisableAutomaticCompactions: o.DisableAutomaticCompactions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
@@ -199,6 +216,7 @@ func (s *Store) get(key []byte) ([]byte, error) {
 // that the next Load replays nothing, and closes the database; calling it again returns the
 // first call's result. Every other call must have returned first. Nothing is lost without
 // the checkpoint either (after a crash): every Commit synced its record, and Load replays it.
+// After a failed Commit it writes no checkpoint: see Store.failed.
 func (s *Store) Close() error { return s.close(true) }
 
 // closeWithoutCheckpoint closes the database as a crash would leave it: without the last
@@ -210,7 +228,7 @@ func (s *Store) close(final bool) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		var err error
-		if final && s.loaded {
+		if final && s.loaded && !s.failed {
 			err = s.finalCheckpoint()
 		}
 		if s.batch != nil {

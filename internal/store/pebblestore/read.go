@@ -375,12 +375,17 @@ func (s *Store) BalanceAt(ctx context.Context, account string, at int64) (ledger
 	return b, nil
 }
 
-// Journal returns up to limit records with Seq > after, in order.
+// Journal returns up to limit records with Seq > after, in order, up to the head: Pebble
+// makes a Commit's batch visible before its WAL sync returns, so the record after the head
+// may be in Pebble while it is not yet durable, and a crash then would give its seq to
+// another record. A reader who saw it would see the chain fork.
 func (s *Store) Journal(ctx context.Context, after uint64, limit int) ([]*journal.Record, error) {
 	limit = clampLimit(limit)
-	if after == math.MaxUint64 {
+	head := s.head.Load().Seq
+	if after >= head {
 		return nil, nil
 	}
+	limit = int(min(uint64(limit), head-after))
 	var out []*journal.Record
 	err := s.eachRecord(ctx, after+1, func(r *journal.Record) error {
 		out = append(out, r)

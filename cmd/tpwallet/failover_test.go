@@ -169,6 +169,20 @@ func (l *load) settle(t *testing.T, leader *proc) {
 	t.Logf("%d transfers sent, %d with an outcome unknown to the client, settled by retry", len(l.all), unknown)
 }
 
+// fundUsers creates the treasury (which may go below zero) and users u0, u1, ..., each
+// funded with 1,000,000 from it: the accounts the load of these tests moves money between.
+func fundUsers(t *testing.T, p *proc, users int) {
+	t.Helper()
+	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "treasury", "asset": "USD",
+		"kind": "system", "allow_negative": true}, nil, 201)
+	for i := range users {
+		id := "u" + strconv.Itoa(i)
+		p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": id, "asset": "USD"}, nil, 201)
+		p.mustCall(t, "POST", "/v1/transfers", map[string]any{"id": "fund-" + id, "source": "treasury",
+			"destination": id, "amount": "1000000"}, nil, 201)
+	}
+}
+
 // TestFailoverPostgres runs two instances on one database: the standby serves reads and
 // names the leader; the leader is killed under load and the standby takes over; a restarted
 // instance becomes the standby; the new leader is paused under load until the lease passes
@@ -186,14 +200,7 @@ func TestFailoverPostgres(t *testing.T) {
 	g := &group{procs: []*proc{a, b}}
 
 	const users = 30
-	a.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "treasury", "asset": "USD",
-		"kind": "system", "allow_negative": true}, nil, 201)
-	for i := range users {
-		id := "u" + strconv.Itoa(i)
-		a.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": id, "asset": "USD"}, nil, 201)
-		a.mustCall(t, "POST", "/v1/transfers", map[string]any{"id": "fund-" + id, "source": "treasury",
-			"destination": id, "amount": "1000000"}, nil, 201)
-	}
+	fundUsers(t, a, users)
 
 	// The standby reads what the leader wrote and sends writers to the leader.
 	var acct accountOut

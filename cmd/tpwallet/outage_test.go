@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,14 +45,7 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	})
 
 	const users = 20
-	p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": "treasury", "asset": "USD",
-		"kind": "system", "allow_negative": true}, nil, 201)
-	for i := range users {
-		id := "u" + strconv.Itoa(i)
-		p.mustCall(t, "POST", "/v1/accounts", map[string]any{"id": id, "asset": "USD"}, nil, 201)
-		p.mustCall(t, "POST", "/v1/transfers", map[string]any{"id": "fund-" + id, "source": "treasury",
-			"destination": id, "amount": "1000000"}, nil, 201)
-	}
+	fundUsers(t, p, users)
 
 	l := &load{g: &group{procs: []*proc{p}}, users: users, all: map[string]*sent{}}
 	stopped, stop := make(chan struct{}), make(chan struct{})

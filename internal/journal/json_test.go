@@ -277,8 +277,14 @@ func TestJSONAllocations(t *testing.T) {
 	}
 	r := &journal.Record{Seq: 1, Changes: []ledger.Change{{Op: ledger.ChangeCreate, Transfer: tr}}}
 	journal.RecordHash(r)
-	if n := testing.AllocsPerRun(100, func() { journal.RecordHash(r) }); n != 0 {
-		t.Errorf("RecordHash: %v allocations, want 0", n)
+	// RecordHash takes its buffer from a sync.Pool, which the race detector empties at
+	// random: there, at most the buffer itself may be allocated.
+	want := 0.0
+	if raceEnabled {
+		want = 1
+	}
+	if n := testing.AllocsPerRun(100, func() { journal.RecordHash(r) }); n > want {
+		t.Errorf("RecordHash: %v allocations, want at most %v", n, want)
 	}
 }
 

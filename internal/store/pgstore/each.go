@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tpwallet/tpwallet/internal/journal"
@@ -94,24 +95,33 @@ func (s *Store) EachEntry(ctx context.Context, account string, fn func(journal.E
 		if err := rows.Scan(&e.Account, &e.Time, &e.TransferID, &dir, &amount, &kind, &after); err != nil {
 			return fmt.Errorf("pgstore: entries: %w", unavailable(err))
 		}
-		var err1, err2 error
-		e.Kind = ledger.TransferKind(kind)
-		e.Amount, err1 = ledger.ParseAmount(amount)
-		e.PostedAfter, err2 = ledger.ParseBalance(after)
-		switch dir {
-		case "debit":
-			e.Direction = journal.Debit
-		case "credit":
-			e.Direction = journal.Credit
-		default:
-			err1 = fmt.Errorf("direction %q", dir)
-		}
-		if err1 != nil || err2 != nil {
-			return fmt.Errorf("pgstore: entry of %q at %d: %v %v", e.Account, e.Time, err1, err2)
+		if err := decodeEntry(&e, dir, amount, kind, after); err != nil {
+			return err
 		}
 		if err := fn(e); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
+}
+
+// decodeEntry fills e from an activity row's text columns: direction, amount, kind and the
+// posted balance after it.
+func decodeEntry(e *journal.Entry, dir, amount, kind, after string) error {
+	var err1, err2, err3 error
+	e.Kind = ledger.TransferKind(kind)
+	e.Amount, err1 = ledger.ParseAmount(amount)
+	e.PostedAfter, err2 = ledger.ParseBalance(after)
+	switch dir {
+	case "debit":
+		e.Direction = journal.Debit
+	case "credit":
+		e.Direction = journal.Credit
+	default:
+		err3 = fmt.Errorf("direction %q", dir)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return fmt.Errorf("pgstore: entry of %q at %d: %w", e.Account, e.Time, err)
+	}
+	return nil
 }

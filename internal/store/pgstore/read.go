@@ -301,20 +301,9 @@ func (s *Store) Entries(ctx context.Context, account, cursor string, limit int) 
 			more = true
 			break
 		}
-		var err1, err2 error
-		e.Account, e.Kind = account, ledger.TransferKind(kind)
-		e.Amount, err1 = ledger.ParseAmount(amount)
-		e.PostedAfter, err2 = ledger.ParseBalance(after)
-		switch dir {
-		case "debit":
-			e.Direction = journal.Debit
-		case "credit":
-			e.Direction = journal.Credit
-		default:
-			err1 = fmt.Errorf("direction %q", dir)
-		}
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, "", fmt.Errorf("pgstore: entries of %q at %d: %w", account, e.Time, err)
+		e.Account = account
+		if err := decodeEntry(&e, dir, amount, kind, after); err != nil {
+			return nil, "", err
 		}
 		page = append(page, e)
 	}

@@ -86,6 +86,19 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"PostgreSQL store: how long the leader lease lasts unrenewed; a standby takes over within about 1.2x this after the leader dies (env TPWALLET_LEASE_TTL)")
 }
 
+// validate refuses limits and timeouts that would silently mean something else.
+func (c *serveConfig) validate() error {
+	switch {
+	case c.MaxInFlight < 0:
+		return errors.New("--max-inflight must be 0 (no bound) or more")
+	case c.RateLimit < 0 || c.RateBurst < 0:
+		return errors.New("--rate-limit and --rate-burst must be 0 (off / default) or more")
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("--read-header-timeout, --read-timeout, --write-timeout and --idle-timeout must be positive")
+	}
+	return nil
+}
+
 func envFloat(name string, def float64) float64 {
 	if v := os.Getenv(name); v != "" {
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
@@ -135,6 +148,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return errUsage
+	}
+	if err := c.validate(); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, c.LogFormat, c.LogLevel)
 	if err != nil {

@@ -22,6 +22,7 @@ const (
 	prefixIdem     = 'i'
 	prefixAPIKey   = 'k'
 	prefixKeyHash  = 'h'
+	prefixFollow   = 'f' // store.Meta: f/<ns> 0x00 <key>
 )
 
 var (

@@ -79,6 +79,11 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// metaMu keeps Close from closing the database under a Meta call (meta.go): they hold
+	// it shared, Close exclusively, and metaClosed tells them the database is gone.
+	metaMu     sync.RWMutex
+	metaClosed bool
+
 	// mu serialises writers: Commit, DeleteExpiredIdempotency, Load and Close. It guards the
 	// fields below.
 	mu     sync.Mutex
@@ -235,6 +240,9 @@ func (s *Store) close(final bool) error {
 			s.batch.Close()
 		}
 		s.closeView()
+		s.metaMu.Lock()
+		s.metaClosed = true
+		s.metaMu.Unlock()
 		err = errors.Join(err, s.db.Close())
 		if err != nil {
 			s.closeErr = fmt.Errorf("pebblestore: close: %w", err)

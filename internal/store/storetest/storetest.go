@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Opener) {
 		{"APIKeys", testAPIKeys},
 		{"Paging", testPaging},
 		{"SideDataWithRecord", testSideDataWithRecord},
+		{"Meta", testMeta},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })

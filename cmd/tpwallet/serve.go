@@ -19,10 +19,12 @@ import (
 
 	tpwallet "github.com/tpwallet/tpwallet"
 	"github.com/tpwallet/tpwallet/internal/engine"
+	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/ha"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
 	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
+	"github.com/tpwallet/tpwallet/internal/store"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
 	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 	"github.com/tpwallet/tpwallet/internal/tracing"
@@ -137,6 +139,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	var c serveConfig
 	c.flags(fs)
+	outs := make([]outlet, len(outlets))
+	for i, newOutlet := range outlets {
+		outs[i] = newOutlet()
+		outs[i].flags(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage of tpwallet serve (flag > environment > default):")
 		fs.PrintDefaults()
@@ -194,10 +201,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer stopAdmin()
 	}
+	api := httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI,
+		MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit, RateBurst: c.RateBurst,
+		Metrics: m, MetricsHandler: metricsOnMain, Hub: app.hub})
+	env := &outletEnv{Followers: app.followers, Hub: app.hub, Source: app.svc.Store(), Meta: app.meta,
+		API: api, Service: app.svc, Logger: log, Metrics: m}
+	for _, o := range outs {
+		stop, err := o.start(ctx, env)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	app.startFollowers(ctx)
 	srv := &http.Server{
-		Handler: httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI,
-			MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit, RateBurst: c.RateBurst,
-			Metrics: m, MetricsHandler: metricsOnMain}),
+		Handler:           api,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
@@ -256,6 +274,30 @@ type app struct {
 	svc    *service.Service
 	stop   func() error
 	closed bool
+
+	// The journal's followers (events outlets, webhooks) run while this instance leads.
+	hub       *events.Hub
+	followers *events.Set
+	meta      store.Meta
+	leading   func() bool // nil: always (Pebble)
+}
+
+// newEvents makes the hub and the (stopped) follower set of an app over st.
+func (a *app) newEvents(st engine.Store, m *metrics.Metrics) {
+	a.hub = events.NewHub()
+	a.followers = events.NewSet(a.hub)
+	a.meta = st.(store.Meta)
+	if m != nil {
+		m.Register(a.followers)
+	}
+}
+
+// startFollowers runs the followers if this instance leads (on PostgreSQL the lease
+// node's Changed hook starts and stops them from then on).
+func (a *app) startFollowers(ctx context.Context) {
+	if a.leading == nil || a.leading() {
+		a.followers.Start(context.WithoutCancel(ctx))
+	}
 }
 
 func openApp(ctx context.Context, storeURL, dir string, ttl time.Duration, log *slog.Logger, m *metrics.Metrics) (*app, error) {
@@ -264,11 +306,14 @@ func openApp(ctx context.Context, storeURL, dir string, ttl time.Duration, log *
 		return nil, err
 	}
 	name := storeName(storeURL, dir)
-	eng, err := engine.Open(ctx, st, engine.Options{Logger: log, Observer: observer(m)})
+	a := &app{}
+	a.newEvents(st, m)
+	eng, err := engine.Open(ctx, st, engine.Options{Logger: log, Observer: events.Observers(observer(m), a.hub)})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	a.hub.Committed(eng.HeadSeq())
 	svc, err := service.New(ctx, eng, st, service.Options{IdempotencyTTL: ttl, Logger: log})
 	if err != nil {
 		eng.Close()
@@ -279,7 +324,8 @@ func openApp(ctx context.Context, storeURL, dir string, ttl time.Duration, log *
 	if ps, ok := st.(*pebblestore.Store); ok && m != nil {
 		m.Register(metrics.FsyncCollector(ps.FsyncLatency))
 	}
-	return &app{eng: eng, svc: svc}, nil
+	a.eng, a.svc = eng, svc
+	return a, nil
 }
 
 func (a *app) close() error {
@@ -287,6 +333,7 @@ func (a *app) close() error {
 		return nil
 	}
 	a.closed = true
+	a.followers.Stop() // before the store closes under them
 	if a.stop != nil {
 		return a.stop()
 	}
@@ -314,7 +361,8 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 		pg.Close()
 		return nil, err
 	}
-	a := &app{svc: svc}
+	a := &app{svc: svc, leading: svc.IsLeader}
+	a.newEvents(pg, m)
 	registerEngineMetrics(m, svc)
 	nodeID, advertise := c.NodeID, c.Advertise
 	if nodeID == "" {
@@ -329,7 +377,12 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 		Lease:   pg,
 		Service: svc,
 		Open: func(ctx context.Context) (*engine.Engine, error) {
-			return engine.Open(ctx, keepOpen{pg}, engine.Options{Logger: log, Observer: observer(m)})
+			eng, err := engine.Open(ctx, keepOpen{pg}, engine.Options{Logger: log,
+				Observer: events.Observers(observer(m), a.hub)})
+			if err == nil {
+				a.hub.Committed(eng.HeadSeq())
+			}
+			return eng, err
 		},
 		Promoted: func(ctx context.Context) error { return a.ensureAdminKey(ctx, adminKey, stdout) },
 		Holder:   nodeID,
@@ -337,6 +390,11 @@ func openGroup(ctx context.Context, c *serveConfig, listen, adminKey string, std
 		TTL:      c.LeaseTTL,
 		Logger:   log,
 		Changed: func(r ha.Role) {
+			if r == ha.Leader {
+				a.followers.Start(nctx)
+			} else {
+				a.followers.Stop()
+			}
 			m.Role(r == ha.Leader, pg.Epoch())
 			if r == ha.Standby && nctx.Err() == nil { // not the release at shutdown
 				m.LeaseLost()

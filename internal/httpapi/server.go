@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/ledger"
 	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
@@ -37,6 +38,8 @@ type Options struct {
 	// otel global, which tracing.Setup installs). A noop.TracerProvider turns tracing off:
 	// no span, no traceparent read, no trace ids in the log.
 	TracerProvider trace.TracerProvider
+	// Hub tells GET /v1/events of new commits at once (nil: it polls the store).
+	Hub *events.Hub
 }
 
 // Server is the REST API of api.md over a service.
@@ -48,6 +51,7 @@ type Server struct {
 	limits  *limits
 	metrics *metrics.Metrics
 	tracer  trace.Tracer // nil: tracing off
+	hub     *events.Hub
 }
 
 type ctxKey int
@@ -62,7 +66,7 @@ func New(svc *service.Service, o Options) *Server {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI,
-		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst), metrics: o.Metrics}
+		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst), metrics: o.Metrics, hub: o.Hub}
 	tp := o.TracerProvider
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -125,6 +129,8 @@ func (s *Server) table() []route {
 
 		{"GET /v1/journal", service.ScopeRead, s.journal},
 		{"GET /v1/journal/head", service.ScopeRead, s.journalHead},
+
+		{"GET /v1/events", service.ScopeRead, s.listEvents},
 	}
 }
 

@@ -525,3 +525,7 @@ func appendHex(dst []byte, h *Hash) []byte {
 	}
 	return dst
 }
+
+// AppendJSONString appends s as a JSON string, escaped as every string of the journal's
+// JSON is (see appendJSONString).
+func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }

@@ -135,6 +135,9 @@ func (f *Follower) Status(head uint64) Status {
 	s := f.st
 	f.mu.Unlock()
 	s.Name = f.Name
+	if s.Position.Seq == 0 { // not loaded yet
+		s.Position = Start
+	}
 	if head >= s.Position.Seq {
 		s.LagRecords = head - s.Position.Seq + 1
 	}

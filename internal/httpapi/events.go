@@ -142,10 +142,12 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q eventsQu
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	rc.Flush() // the client learns at once that the stream is open
 	p := q.from
 	var b []byte
 	lastWrite := time.Now()
 	for ctx.Err() == nil {
+		prev := p
 		evs, next, _, err := events.Read(ctx, s.svc.Store(), p, q.limit, q.filter)
 		if err != nil {
 			b = append(b[:0], "event: error\ndata: "...)
@@ -181,7 +183,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q eventsQu
 			s.waitEvents(ctx, ^uint64(0), time.Second) // back off a failing store
 			continue
 		}
-		if len(evs) == 0 {
+		if len(evs) == 0 && next == prev { // caught up
 			s.waitEvents(ctx, p.Seq-1, sseKeepAlive)
 		}
 	}

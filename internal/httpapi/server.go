@@ -311,6 +311,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection (Flush, write deadlines), as
+// the event stream needs.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, []byte(`{"status":"ok"}`), false)
 }

@@ -188,4 +188,3 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q eventsQu
 		}
 	}
 }
-

@@ -203,7 +203,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	api := httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI,
 		MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit, RateBurst: c.RateBurst,
-		Metrics: m, MetricsHandler: metricsOnMain, Hub: app.hub})
+		Metrics: m, MetricsHandler: metricsOnMain, Hub: app.hub, Followers: app.followers})
 	env := &outletEnv{Followers: app.followers, Hub: app.hub, Source: app.svc.Store(), Meta: app.meta,
 		API: api, Service: app.svc, Logger: log, Metrics: m}
 	for _, o := range outs {

@@ -49,6 +49,7 @@ var routeScopes = map[string]string{
 	"GET /v1/journal":      "read",
 	"GET /v1/journal/head": "read",
 	"GET /v1/events":       "read",
+	"GET /v1/followers":    "admin",
 }
 
 var scopeRank = map[string]int{"read": 1, "write": 2, "admin": 3}

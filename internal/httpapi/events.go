@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tpwallet/tpwallet/internal/events"
+	"github.com/tpwallet/tpwallet/internal/journal"
 )
 
 const (
@@ -187,4 +188,41 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, q eventsQu
 			s.waitEvents(ctx, p.Seq-1, sseKeepAlive)
 		}
 	}
+}
+
+// listFollowers serves GET /v1/followers: every follower of the journal this instance
+// runs (event publishers, webhook endpoints) with its position and lag.
+func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
+	var list []events.Status
+	if s.follow != nil {
+		list = s.follow.Statuses()
+	}
+	b := []byte(`{"items":[`)
+	for i, st := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendFollowerJSON(b, &st)
+	}
+	writeRaw(w, http.StatusOK, append(b, "]}"...), false)
+}
+
+func appendFollowerJSON(b []byte, st *events.Status) []byte {
+	b = append(b, `{"name":`...)
+	b = journal.AppendJSONString(b, st.Name)
+	b = append(b, `,"running":`...)
+	b = strconv.AppendBool(b, st.Running)
+	b = append(b, `,"position":`...)
+	b = strconv.AppendQuote(b, st.Position.Cursor())
+	b = append(b, `,"delivered":`...)
+	b = strconv.AppendUint(b, st.Delivered, 10)
+	b = append(b, `,"errors":`...)
+	b = strconv.AppendUint(b, st.Errors, 10)
+	b = append(b, `,"last_error":`...)
+	b = journal.AppendJSONString(b, st.LastError)
+	b = append(b, `,"lag_records":`...)
+	b = strconv.AppendUint(b, st.LagRecords, 10)
+	b = append(b, `,"lag_seconds":`...)
+	b = strconv.AppendFloat(b, st.LagSeconds, 'f', 3, 64)
+	return append(b, '}')
 }

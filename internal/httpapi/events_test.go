@@ -14,6 +14,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
 	"github.com/tpwallet/tpwallet/internal/service"
+	"github.com/tpwallet/tpwallet/internal/store"
 )
 
 type cloudEvent struct {
@@ -269,4 +270,34 @@ func TestSubmitTransferCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestFollowersList(t *testing.T) {
+	hub := events.NewHub()
+	set := events.NewSet(hub)
+	dir := t.TempDir()
+	s := openStackHTTP(t, dir, engine.Options{Observer: hub}, service.Options{}, httpapi.Options{Hub: hub, Followers: set})
+	s.openAccount(t, "treasury", "USD", true)
+	s.openAccount(t, "alice", "USD", false)
+	var got struct {
+		Items []struct {
+			Name       string  `json:"name"`
+			Running    bool    `json:"running"`
+			Position   string  `json:"position"`
+			LagRecords uint64  `json:"lag_records"`
+			LagSeconds float64 `json:"lag_seconds"`
+		} `json:"items"`
+	}
+	s.do(t, "GET", "/v1/followers", s.admin, nil).want(t, 200).into(t, &got)
+	if len(got.Items) != 0 {
+		t.Fatalf("followers before any: %+v", got.Items)
+	}
+	set.Add(&events.Follower{Name: "stopped", Source: s.svc.Store(), Meta: s.store.Store.(store.Meta),
+		Sink: events.SinkFunc(func(_ context.Context, evs []events.Event) (int, error) { return len(evs), nil })})
+	s.do(t, "GET", "/v1/followers", s.admin, nil).want(t, 200).into(t, &got)
+	if len(got.Items) != 1 || got.Items[0].Name != "stopped" || got.Items[0].Running || got.Items[0].LagRecords != 2 ||
+		got.Items[0].Position != "0" {
+		t.Fatalf("a follower that has not run: %+v, want lag 2 at position 0", got.Items)
+	}
+	s.do(t, "GET", "/v1/followers", s.newKey(t, "reader", "read"), nil).wantProblem(t, 403, "forbidden")
 }

@@ -40,6 +40,8 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// Hub tells GET /v1/events of new commits at once (nil: it polls the store).
 	Hub *events.Hub
+	// Followers are the journal's followers GET /v1/followers reports on (nil: none).
+	Followers *events.Set
 }
 
 // Server is the REST API of api.md over a service.
@@ -52,6 +54,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	tracer  trace.Tracer // nil: tracing off
 	hub     *events.Hub
+	follow  *events.Set
 }
 
 type ctxKey int
@@ -66,7 +69,8 @@ func New(svc *service.Service, o Options) *Server {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI,
-		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst), metrics: o.Metrics, hub: o.Hub}
+		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst), metrics: o.Metrics, hub: o.Hub,
+		follow: o.Followers}
 	tp := o.TracerProvider
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -131,6 +135,7 @@ func (s *Server) table() []route {
 		{"GET /v1/journal/head", service.ScopeRead, s.journalHead},
 
 		{"GET /v1/events", service.ScopeRead, s.listEvents},
+		{"GET /v1/followers", service.ScopeAdmin, s.listFollowers},
 	}
 }
 

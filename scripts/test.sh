@@ -37,6 +37,7 @@ fuzz ./internal/httpapi FuzzDecodeAssetRequest
 fuzz ./internal/httpapi FuzzDecodeAPIKeyRequest
 fuzz ./internal/httpapi FuzzQuery
 fuzz ./internal/store/pgstore FuzzCursors
+fuzz ./internal/events FuzzParseAfter
 echo "== promtool: alerting and recording rules, their tests, the Grafana dashboard"
 scripts/promtool.sh
 echo "== all tests passed"

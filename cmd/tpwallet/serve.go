@@ -206,12 +206,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Metrics: m, MetricsHandler: metricsOnMain, Hub: app.hub, Followers: app.followers})
 	env := &outletEnv{Followers: app.followers, Hub: app.hub, Source: app.svc.Store(), Meta: app.meta,
 		API: api, Service: app.svc, Logger: log, Metrics: m}
+	var stops []func() // the outlets', run in reverse before the app closes
+	stopOutlets := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		stops = nil
+	}
+	defer stopOutlets()
 	for _, o := range outs {
 		stop, err := o.start(ctx, env)
 		if err != nil {
 			return err
 		}
-		defer stop()
+		stops = append(stops, stop)
 	}
 	app.startFollowers(ctx)
 	srv := &http.Server{
@@ -238,6 +246,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
+	stopOutlets()
 	if err := app.close(); err != nil {
 		return err
 	}

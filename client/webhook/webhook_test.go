@@ -20,7 +20,7 @@ const (
 	vectorSig    = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 )
 
-func TestSignVector(t *testing.T) {
+func TestWebhookSignVector(t *testing.T) {
 	got, err := webhook.Sign(vectorSecret, vectorID, time.Unix(vectorUnix, 0), []byte(vectorBody))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func headers(id string, unix int64, sig string) http.Header {
 	return h
 }
 
-func TestVerify(t *testing.T) {
+func TestWebhookVerify(t *testing.T) {
 	now := time.Unix(vectorUnix, 0)
 	const other = "whsec_" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" // a valid key, but not the signer's
 	for _, tc := range []struct {
@@ -89,9 +89,9 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-// TestSignVerifyRoundTrip signs fresh webhooks and verifies them, and checks that every
+// TestWebhookSignVerifyRoundTrip signs fresh webhooks and verifies them, and checks that every
 // single-byte change of the body is refused.
-func TestSignVerifyRoundTrip(t *testing.T) {
+func TestWebhookSignVerifyRoundTrip(t *testing.T) {
 	now := time.Now()
 	body := []byte(`{"specversion":"1.0","id":"7-0","type":"transfer.posted"}`)
 	sig, err := webhook.Sign(vectorSecret, "7-0", now, body)

@@ -42,7 +42,7 @@ type member struct {
 }
 
 // Open loads the stored endpoints, adds their followers to o.Set, and keeps reading them
-// every o.SyncEvery until Close.
+// every o.SyncEvery until Close or until ctx ends.
 func Open(ctx context.Context, o Options) (*Manager, error) {
 	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
@@ -56,7 +56,7 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 	if err := m.sweepOrphans(ctx, live); err != nil {
 		o.Logger.Warn("webhook: sweeping what deleted endpoints left failed", "err", err)
 	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sctx, cancel := context.WithCancel(ctx)
 	m.cancel = cancel
 	go m.syncLoop(sctx)
 	return m, nil

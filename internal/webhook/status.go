@@ -46,8 +46,9 @@ func (m *Manager) Status(ctx context.Context, id string, head uint64) (Status, e
 	if mem != nil {
 		fs = mem.f.Status(head)
 	}
-	if fs.Running {
-		st.Running, st.Position, st.LagRecords, st.LagSeconds = true, fs.Position, fs.LagRecords, fs.LagSeconds
+	st.Running = fs.Running
+	if fs.Running && fs.Position.Seq > 0 { // 0: the run has not loaded its cursor yet
+		st.Position, st.LagRecords, st.LagSeconds = fs.Position, fs.LagRecords, fs.LagSeconds
 	} else {
 		p, err := events.LoadCursor(ctx, m.opts.Meta, followerName(id))
 		if err != nil {

@@ -145,7 +145,13 @@ func TestWebhookAPI(t *testing.T) {
 	rc.mu.Unlock()
 	delivered := rc.ids("/posted")
 
-	// The delivery log, newest first, one entry per page.
+	// The delivery log, newest first, one entry per page (the receiver answers before the
+	// attempt is logged: wait for the log itself).
+	eventually(t, 10*time.Second, "the third delivery logged", func() bool {
+		var p page[webhookDelivery]
+		s.do(t, "GET", "/v1/webhooks/"+ep.ID+"/deliveries?limit=1", s.admin, nil).want(t, 200).into(t, &p)
+		return len(p.Items) == 1 && p.Items[0].EventID == delivered[2]
+	})
 	var log []webhookDelivery
 	cursor := ""
 	for {

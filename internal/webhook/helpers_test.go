@@ -17,15 +17,17 @@ import (
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/store"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
+	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 	"github.com/tpwallet/tpwallet/internal/webhook"
 )
 
 // book is a real ledger for the webhooks to follow: Pebble, the engine, the hub that
 // wakes followers, and a running follower set, as serve wires them.
 type book struct {
-	dir   string
-	store *pebblestore.Store
+	dir   string // Pebble's; "" on PostgreSQL
+	store bookStore
 	eng   *engine.Engine
 	hub   *events.Hub
 	set   *events.Set
@@ -37,12 +39,34 @@ func openBook(t *testing.T) *book {
 	return openBookAt(t, t.TempDir())
 }
 
+// bookStore is a ledger store with its Meta space, as both backends are.
+type bookStore interface {
+	engine.Store
+	store.Meta
+}
+
 func openBookAt(t *testing.T, dir string) *book {
 	t.Helper()
 	st, err := pebblestore.Open(dir, pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return openBookOn(t, st, dir)
+}
+
+// openBookPG opens a ledger on the PostgreSQL database at dsn (pgtest.NewDatabase).
+func openBookPG(t *testing.T, dsn string) *book {
+	t.Helper()
+	st, err := pgstore.Open(t.Context(), dsn, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openBookOn(t, st, "")
+}
+
+func openBookOn(t *testing.T, st bookStore, dir string) *book {
+	t.Helper()
+	var err error
 	b := &book{dir: dir, store: st, hub: events.NewHub()}
 	b.eng, err = engine.Open(context.Background(), st, engine.Options{Observer: b.hub})
 	if err != nil {

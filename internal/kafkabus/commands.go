@@ -135,9 +135,7 @@ func (c *Commands) session(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = createTopics(cctx, cl, c.o.Topic, c.o.Results)
-	cancel()
+	err = createTopics(ctx, cl, c.o.Topic, c.o.Results)
 	if err != nil && !errors.Is(err, kerr.TopicAuthorizationFailed) && !errors.Is(err, kerr.ClusterAuthorizationFailed) {
 		return err
 	}

@@ -200,9 +200,7 @@ func (p *Publisher) ensureTopic(ctx context.Context) error {
 	if p.topicReady {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	err := createTopics(cctx, p.cl, p.topic)
+	err := createTopics(ctx, p.cl, p.topic)
 	switch {
 	case err == nil:
 	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,12 +18,19 @@ var validTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 // ValidTopic reports whether Kafka accepts t as a topic name.
 func ValidTopic(t string) bool { return validTopic.MatchString(t) && t != "." && t != ".." }
 
+// topicsTimeout bounds a createTopics call: one request, answered in milliseconds by a
+// broker that is up. Unreachable brokers or a refused login make it wait this long before
+// the caller backs off, since franz-go retries those inside the call.
+const topicsTimeout = 5 * time.Second
+
 // createTopics creates the topics that do not exist yet, with the broker's default
 // partition count and replication factor. A topic that exists is left as it is. When the
 // principal may not create topics, the error says so: the topics must then exist.
 func createTopics(ctx context.Context, cl *kgo.Client, topics ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, topicsTimeout)
+	defer cancel()
 	req := kmsg.NewPtrCreateTopicsRequest()
-	req.TimeoutMillis = 10_000
+	req.TimeoutMillis = int32(topicsTimeout / time.Millisecond)
 	for _, t := range topics {
 		rt := kmsg.NewCreateTopicsRequestTopic()
 		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = t, -1, -1 // the broker's defaults

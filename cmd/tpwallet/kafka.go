@@ -30,6 +30,7 @@ type kafkaOutlet struct {
 	TLSCA         string
 	SASLMechanism string
 	SASLUser      string
+	Linger        time.Duration
 }
 
 func (k *kafkaOutlet) flags(fs *flag.FlagSet) {
@@ -43,6 +44,8 @@ func (k *kafkaOutlet) flags(fs *flag.FlagSet) {
 		"Kafka topic of command results, unless a command names its reply-topic (env TPWALLET_KAFKA_RESULTS_TOPIC)")
 	fs.StringVar(&k.Group, "kafka-group", envOr("TPWALLET_KAFKA_GROUP", kafkabus.DefaultGroup),
 		"Kafka consumer group of the commands consumer (env TPWALLET_KAFKA_GROUP)")
+	fs.DurationVar(&k.Linger, "kafka-linger", envDuration("TPWALLET_KAFKA_LINGER", kafkabus.DefaultLinger),
+		"how long events wait for more to share a Kafka request (adds at most this to their latency; 0: none) (env TPWALLET_KAFKA_LINGER)")
 	fs.BoolVar(&k.TLS, "kafka-tls", envBool("TPWALLET_KAFKA_TLS"),
 		"connect to Kafka over TLS, trusting the system's CAs (env TPWALLET_KAFKA_TLS)")
 	fs.StringVar(&k.TLSCA, "kafka-tls-ca", envOr("TPWALLET_KAFKA_TLS_CA", ""),
@@ -92,7 +95,11 @@ func (k *kafkaOutlet) start(ctx context.Context, env *outletEnv) (stop func(), e
 	if err != nil {
 		return nil, err
 	}
-	pub, err := kafkabus.NewPublisher(kafkabus.PublisherOptions{Config: c, Topic: k.Topic})
+	linger := k.Linger
+	if linger == 0 {
+		linger = -1 // none: PublisherOptions reads 0 as the default
+	}
+	pub, err := kafkabus.NewPublisher(kafkabus.PublisherOptions{Config: c, Topic: k.Topic, Linger: linger})
 	if err != nil {
 		return nil, err
 	}

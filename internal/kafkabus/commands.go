@@ -93,6 +93,9 @@ func NewCommands(o CommandsOptions) (*Commands, error) {
 	opts = append(opts,
 		kgo.ConsumerGroup(o.Group),
 		kgo.ConsumeTopics(o.Topic),
+		// A new group starts at the beginning: a command sent before tpwallet first
+		// consumed is run, not skipped.
+		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),    // committed after the results, below
 		kgo.BlockRebalanceOnPoll(), // so that a round commits only partitions it still owns
 		// Only the leader consumes, so the group has one member at a time under one static

@@ -30,7 +30,15 @@ type PublisherOptions struct {
 	// wait for their answer whatever this says: failing them could break the partition's
 	// order.
 	DeliveryTimeout time.Duration
+	// Linger is how long a partition's records wait for more before they are sent
+	// (default DefaultLinger; negative: not at all). Deliver waits for its records, so
+	// this also spaces the follower's rounds, and each round's journal read, produce
+	// request and cursor write serve more events.
+	Linger time.Duration
 }
+
+// DefaultLinger is the default PublisherOptions.Linger.
+const DefaultLinger = 5 * time.Millisecond
 
 // Publisher is an events.Sink that produces each event to one topic with an idempotent
 // producer (acks=all): record key events.Event.Key, value the CloudEvent JSON, headers
@@ -83,6 +91,12 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	if o.Source == "" {
 		o.Source = events.DefaultSource
 	}
+	switch {
+	case o.Linger == 0:
+		o.Linger = DefaultLinger
+	case o.Linger < 0:
+		o.Linger = 0
+	}
 	if o.DeliveryTimeout <= 0 {
 		o.DeliveryTimeout = 30 * time.Second
 	}
@@ -93,10 +107,7 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	opts = append(opts,
 		kgo.DefaultProduceTopic(o.Topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, and what idempotence needs
-		// The follower hands over up to a batch at a time and waits for all of it: a linger
-		// would only add its length to every batch's latency. Records still form batches
-		// while earlier requests are in flight.
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(o.Linger),
 		kgo.RecordDeliveryTimeout(o.DeliveryTimeout),
 	)
 	cl, err := kgo.NewClient(opts...)

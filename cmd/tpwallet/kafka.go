@@ -45,7 +45,7 @@ func (k *kafkaOutlet) flags(fs *flag.FlagSet) {
 	fs.StringVar(&k.Group, "kafka-group", envOr("TPWALLET_KAFKA_GROUP", kafkabus.DefaultGroup),
 		"Kafka consumer group of the commands consumer (env TPWALLET_KAFKA_GROUP)")
 	fs.DurationVar(&k.Linger, "kafka-linger", envDuration("TPWALLET_KAFKA_LINGER", kafkabus.DefaultLinger),
-		"how long events wait for more to share a Kafka request (adds at most this to their latency; 0: none) (env TPWALLET_KAFKA_LINGER)")
+		"under light load, the Kafka follower's rounds are spaced this far apart so that each carries more events (adds at most this to their latency; 0: none) (env TPWALLET_KAFKA_LINGER)")
 	fs.BoolVar(&k.TLS, "kafka-tls", envBool("TPWALLET_KAFKA_TLS"),
 		"connect to Kafka over TLS, trusting the system's CAs (env TPWALLET_KAFKA_TLS)")
 	fs.StringVar(&k.TLSCA, "kafka-tls-ca", envOr("TPWALLET_KAFKA_TLS_CA", ""),

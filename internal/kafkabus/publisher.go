@@ -30,15 +30,20 @@ type PublisherOptions struct {
 	// wait for their answer whatever this says: failing them could break the partition's
 	// order.
 	DeliveryTimeout time.Duration
-	// Linger is how long a partition's records wait for more before they are sent
-	// (default DefaultLinger; negative: not at all). Deliver waits for its records, so
-	// this also spaces the follower's rounds, and each round's journal read, produce
-	// request and cursor write serve more events.
+	// Linger paces the follower under light load: a Deliver of fewer than lingerEvents
+	// events returns no sooner than Linger after it began (default DefaultLinger;
+	// negative: no pacing), so that the next round finds more events in the journal and
+	// its journal read, produce request and cursor write serve them all. Events wait at
+	// most Linger more; a follower catching up is never paced.
 	Linger time.Duration
 }
 
 // DefaultLinger is the default PublisherOptions.Linger.
 const DefaultLinger = 5 * time.Millisecond
+
+// lingerEvents is the round size from which Deliver is not paced: at 5 ms a round, rounds
+// this size carry 51,000 events/s, and larger ones mean the follower is busy anyway.
+const lingerEvents = 256
 
 // Publisher is an events.Sink that produces each event to one topic with an idempotent
 // producer (acks=all): record key events.Event.Key, value the CloudEvent JSON, headers
@@ -107,7 +112,9 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	opts = append(opts,
 		kgo.DefaultProduceTopic(o.Topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, and what idempotence needs
-		kgo.ProducerLinger(o.Linger),
+		// Deliver hands over a whole round and waits for it: nothing more comes while the
+		// records would linger, so they go at once (the pacing is Linger's, above).
+		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(o.DeliveryTimeout),
 	)
 	cl, err := kgo.NewClient(opts...)
@@ -130,6 +137,10 @@ func (p *Publisher) Deliver(ctx context.Context, evs []events.Event) (int, error
 	}
 	if err := p.ensureTopic(ctx); err != nil {
 		return 0, err
+	}
+	if len(evs) < lingerEvents && p.opts.Linger > 0 {
+		until := time.Now().Add(p.opts.Linger)
+		defer func() { sleep(ctx, time.Until(until)) }()
 	}
 	p.build(evs)
 	var settled atomic.Int64

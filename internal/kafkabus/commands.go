@@ -142,16 +142,27 @@ func (c *Commands) session(ctx context.Context) error {
 	if err != nil && !errors.Is(err, kerr.TopicAuthorizationFailed) && !errors.Is(err, kerr.ClusterAuthorizationFailed) {
 		return err
 	}
+	// A fetch error (a partition without a leader, a topic not there yet) is the
+	// client's to recover from: the membership stays, the consumer waits a little.
+	backoff := time.Duration(0)
 	for ctx.Err() == nil && c.o.Leading() {
-		if err := c.round(ctx, cl); err != nil {
+		err := c.round(ctx, cl)
+		switch {
+		case errors.Is(err, kgo.ErrClientClosed):
 			return err
+		case err != nil && ctx.Err() == nil:
+			backoff = min(max(2*backoff, c.o.MinBackoff), 30*time.Second)
+			c.o.logger().Warn("kafka commands: fetch failed; retrying", "topic", c.o.Topic, "err", err, "retry_in", backoff)
+			sleep(ctx, jitter(backoff))
+		default:
+			backoff = 0
 		}
 	}
 	return nil
 }
 
 // round polls once, runs what it got (the partitions side by side, each in order), and
-// commits what was answered.
+// commits what was answered. It returns the fetch errors, after running the records.
 func (c *Commands) round(ctx context.Context, cl *kgo.Client) error {
 	pctx, cancel := context.WithTimeout(ctx, time.Second) // to notice a lost leadership
 	fs := cl.PollRecords(pctx, c.o.PollRecords)

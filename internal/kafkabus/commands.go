@@ -269,6 +269,9 @@ func (c *Commands) resend(ctx context.Context, cl *kgo.Client, res *kgo.Record, 
 	log := c.o.logger()
 	backoff := time.Duration(0)
 	for {
+		if ctx.Err() != nil {
+			return false
+		}
 		if res.Topic != c.o.Results && (errors.Is(err, kerr.UnknownTopicOrPartition) ||
 			errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.InvalidTopicException)) {
 			log.Warn("kafka commands: reply topic refused; answering on the results topic",

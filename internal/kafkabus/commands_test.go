@@ -201,12 +201,14 @@ func TestKafkaCommands(t *testing.T) {
 		command{key: "x", auth: auth, idem: "k-poor", body: transferBody("u0", "u1", 1e9)},
 		command{key: "t-0", auth: auth, idem: "t-0", body: transferBody("u0", "u1", 2)}, // t-0's key, another body
 		command{key: "y", auth: auth, idem: "k-custom", reply: custom, body: transferBody("u2", "u3", 7)},
+		// A reply topic that does not exist: the result comes on the results topic.
+		command{key: "y", auth: auth, idem: "k-missing", reply: "no.such.topic", body: transferBody("u3", "u2", 5)},
 	)
 	for k, s := range map[string]int{flakyKey: 201, "k-after": 201, "k-json": 400, "k-field": 400,
-		"k-noauth": 401, "k-badauth": 401, "": 400, "k-reply": 400, "k-poor": 422} {
+		"k-noauth": 401, "k-badauth": 401, "": 400, "k-reply": 400, "k-poor": 422, "k-missing": 201} {
 		want[k] = s
 	}
-	balance["u2"], balance["u3"] = balance["u2"]-7, balance["u3"]+7
+	balance["u2"], balance["u3"] = balance["u2"]-7+5, balance["u3"]+7-5
 	produce(t, c, cmds...)
 	produce(t, c, dups...)
 	total := len(cmds) + len(dups)

@@ -109,10 +109,10 @@ func transferBody(src, dst string, amount int) []byte {
 	return []byte(`{"source":"` + src + `","destination":"` + dst + `","amount":"` + strconv.Itoa(amount) + `"}`)
 }
 
-// TestCommandsApplyOnce sends 60 transfer commands, a third of them twice: every command
+// TestNatsCommandsApplyOnce sends 60 transfer commands, a third of them twice: every command
 // message gets one result, each transfer applies once (the balances say so), a duplicate's
 // second result is the replayed first, and the work queue ends empty (all acknowledged).
-func TestCommandsApplyOnce(t *testing.T) {
+func TestNatsCommandsApplyOnce(t *testing.T) {
 	r := startCommands(t, 4, nil, nil)
 	const n = 60
 	sent := 0
@@ -178,9 +178,9 @@ func TestCommandsApplyOnce(t *testing.T) {
 	})
 }
 
-// TestCommandsInvalid sends malformed and refused commands: each gets its 4xx result (the
+// TestNatsCommandsInvalid sends malformed and refused commands: each gets its 4xx result (the
 // consumer goes on), nothing is applied, and a valid command afterwards still works.
-func TestCommandsInvalid(t *testing.T) {
+func TestNatsCommandsInvalid(t *testing.T) {
 	r := startCommands(t, 2, nil, nil)
 	var readKey struct{ Key string }
 	if err := json.Unmarshal(r.l.mustDo(t, "POST", "/v1/api-keys", map[string]any{"name": "ro", "scopes": []string{"read"}}, 201), &readKey); err != nil {
@@ -254,9 +254,9 @@ func (f *retryFirst) SubmitTransfer(ctx context.Context, c httpapi.Command) http
 	return f.Submitter.SubmitTransfer(ctx, c)
 }
 
-// TestCommandsRetry: a command answered 503 is not answered but comes back (Nak with a
+// TestNatsCommandsRetry: a command answered 503 is not answered but comes back (Nak with a
 // delay) and is then applied, once, with one result.
-func TestCommandsRetry(t *testing.T) {
+func TestNatsCommandsRetry(t *testing.T) {
 	f := &retryFirst{seen: map[string]bool{}}
 	r := startCommands(t, 2, func(s natsbus.Submitter) natsbus.Submitter { f.Submitter = s; return f }, nil)
 	const n = 10
@@ -277,9 +277,9 @@ func TestCommandsRetry(t *testing.T) {
 	}
 }
 
-// TestCommandsInactive: an instance that is not active (a standby) takes no command; once
+// TestNatsCommandsInactive: an instance that is not active (a standby) takes no command; once
 // active it does.
-func TestCommandsInactive(t *testing.T) {
+func TestNatsCommandsInactive(t *testing.T) {
 	var active atomic.Bool
 	var looked atomic.Int64
 	r := startCommands(t, 2, nil, func() bool { looked.Add(1); return active.Load() })

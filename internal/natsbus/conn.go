@@ -52,9 +52,6 @@ func Connect(urls, name string, logger *slog.Logger) (*nats.Conn, error) {
 	if err != nil {
 		return nil, errors.New("natsbus: connect: " + redact(err, secrets).Error())
 	}
-	if nc.IsConnected() { // else ConnectHandler logs it once the first connection is made
-		logger.Info("nats connected", "server", serverOf(nc))
-	}
 	return nc, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,10 +77,10 @@ func checkMessage(t *testing.T, prefix string, m jetstream.Msg, e *events.Event)
 	}
 }
 
-// TestPublisherFollowsJournal runs the "nats" follower of a real ledger into JetStream while
+// TestNatsPublisherFollowsJournal runs the "nats" follower of a real ledger into JetStream while
 // transfers go on: the stream ends up with exactly the journal's events, in journal order,
 // each with its subject, headers and CloudEvent payload, and the follower reports no lag.
-func TestPublisherFollowsJournal(t *testing.T) {
+func TestNatsPublisherFollowsJournal(t *testing.T) {
 	nc, js := connect(t)
 	prefix, stream := names(t, js)
 	l := openLedger(t)
@@ -113,9 +114,9 @@ func TestPublisherFollowsJournal(t *testing.T) {
 	}
 }
 
-// TestPublisherDropsDuplicates replays the whole journal into a stream that has it already
+// TestNatsPublisherDropsDuplicates replays the whole journal into a stream that has it already
 // (as a restart from an older cursor would): JetStream drops every copy by Nats-Msg-Id.
-func TestPublisherDropsDuplicates(t *testing.T) {
+func TestNatsPublisherDropsDuplicates(t *testing.T) {
 	nc, js := connect(t)
 	prefix, stream := names(t, js)
 	l := openLedger(t)
@@ -154,9 +155,9 @@ func TestPublisherDropsDuplicates(t *testing.T) {
 	}
 }
 
-// TestPublisherStream checks the stream the publisher makes, and that it refuses an
+// TestNatsPublisherStream checks the stream the publisher makes, and that it refuses an
 // existing stream that does not take its subjects, or subjects another stream has.
-func TestPublisherStream(t *testing.T) {
+func TestNatsPublisherStream(t *testing.T) {
 	nc, js := connect(t)
 	prefix, stream := names(t, js)
 	ctx := context.Background()
@@ -227,9 +228,9 @@ func TestPublisherStream(t *testing.T) {
 	}
 }
 
-// TestPublisherPartialBatch has the stream refuse one event of a batch (too large for it):
+// TestNatsPublisherPartialBatch has the stream refuse one event of a batch (too large for it):
 // Deliver counts the events before it as delivered and reports it, never more.
-func TestPublisherPartialBatch(t *testing.T) {
+func TestNatsPublisherPartialBatch(t *testing.T) {
 	nc, js := connect(t)
 	prefix, stream := names(t, js)
 	ctx := context.Background()
@@ -263,9 +264,9 @@ func TestPublisherPartialBatch(t *testing.T) {
 	}
 }
 
-// TestPublisherStreamDeleted deletes the stream under a running follower: the publisher
+// TestNatsPublisherStreamDeleted deletes the stream under a running follower: the publisher
 // makes it again and the events after the follower's cursor arrive, in order.
-func TestPublisherStreamDeleted(t *testing.T) {
+func TestNatsPublisherStreamDeleted(t *testing.T) {
 	nc, js := connect(t)
 	prefix, stream := names(t, js)
 	ctx := context.Background()
@@ -297,18 +298,18 @@ func TestPublisherStreamDeleted(t *testing.T) {
 	}
 }
 
-// TestConnectKeepsSecrets connects with credentials in the URL (the test server takes any):
+// TestNatsConnectKeepsSecrets connects with credentials in the URL (the test server takes any):
 // neither the log nor an error shows them.
-func TestConnectKeepsSecrets(t *testing.T) {
-	var log bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&log, nil))
+func TestNatsConnectKeepsSecrets(t *testing.T) {
+	log := new(lockedBuffer)
+	logger := slog.New(slog.NewTextHandler(log, nil))
 	u := strings.Replace(natsURL(), "nats://", "nats://tpwuser:hunter2secret@", 1)
 	nc, err := natsbus.Connect(u, "tpwallet-test", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	waitFor(t, "the connection", nc.IsConnected)
+	waitFor(t, "the connection logged", func() bool { return strings.Contains(log.String(), "nats connected") })
 	_, err = natsbus.Connect("nats://tpwuser:hunter2secret@127.0.0.1:notaport", "tpwallet-test", logger)
 	if err == nil {
 		t.Fatal("Connect accepted a URL with a bad port")
@@ -319,7 +320,22 @@ func TestConnectKeepsSecrets(t *testing.T) {
 			t.Fatalf("a secret is shown: %s", s)
 		}
 	}
-	if !strings.Contains(log.String(), "nats connected") {
-		t.Fatalf("no connection logged:\n%s", log.String())
-	}
+}
+
+// lockedBuffer is a bytes.Buffer that nats.go's callback goroutine and the test may share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -2,9 +2,9 @@ package natsbus
 
 import "testing"
 
-// TestCovers checks the subject-pattern containment that decides whether an existing
+// TestNatsCovers checks the subject-pattern containment that decides whether an existing
 // stream takes tpwallet's subjects (a rule, so a table; the streams are in publisher_test.go).
-func TestCovers(t *testing.T) {
+func TestNatsCovers(t *testing.T) {
 	for _, c := range []struct {
 		p, sub string
 		want   bool
@@ -31,8 +31,8 @@ func TestCovers(t *testing.T) {
 	}
 }
 
-// TestNames checks which stream names and subject prefixes are accepted.
-func TestNames(t *testing.T) {
+// TestNatsNames checks which stream names and subject prefixes are accepted.
+func TestNatsNames(t *testing.T) {
 	for _, c := range []struct {
 		s              string
 		stream, prefix bool

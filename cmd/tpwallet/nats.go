@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/natsbus"
 )
 
@@ -51,9 +50,6 @@ func (o *natsOutlet) flags(fs *flag.FlagSet) {
 // natsCheckWait bounds the stream checks at start; NATS that does not answer by then is
 // treated as down, and the checks run again when it is back.
 const natsCheckWait = 5 * time.Second
-
-// natsBackoffMax bounds the wait of the follower before it tries NATS again.
-const natsBackoffMax = 5 * time.Second
 
 func (o *natsOutlet) start(ctx context.Context, env *outletEnv) (func(), error) {
 	if o.url == "" {
@@ -97,10 +93,7 @@ func (o *natsOutlet) start(ctx context.Context, env *outletEnv) (func(), error) 
 		nc.Close()
 		return nil, err
 	}
-	// Retries back off to at most natsBackoffMax, not the follower's default 30 s: the
-	// connection comes back by itself, and events should follow within seconds.
-	env.Followers.Add(&events.Follower{Name: natsbus.FollowerName, Source: env.Source, Meta: env.Meta,
-		Hub: env.Hub, Sink: pub, Logger: log, MaxBackoff: natsBackoffMax})
+	env.Followers.Add(natsbus.NewFollower(env.Source, env.Meta, env.Hub, pub, natsbus.FollowerOptions{Logger: log}))
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

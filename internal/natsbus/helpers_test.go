@@ -21,6 +21,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/engine"
 	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
+	"github.com/tpwallet/tpwallet/internal/natsbus"
 	"github.com/tpwallet/tpwallet/internal/service"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
 )
@@ -177,12 +178,12 @@ func (l *ledger) journal(t *testing.T) []events.Event {
 	}
 }
 
-// follow runs a follower named natsbus.FollowerName of l's journal into sink until the
-// test ends.
-func (l *ledger) follow(t *testing.T, sink events.Sink) *events.Follower {
+// follow runs the publisher's follower (natsbus.NewFollower, as serve wires it, with
+// batches of batch events) over l's journal until the test ends.
+func (l *ledger) follow(t *testing.T, pub *natsbus.Publisher, batch int) *events.Follower {
 	t.Helper()
-	f := &events.Follower{Name: "nats", Source: l.store, Meta: l.store, Hub: l.hub, Sink: sink,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	f := natsbus.NewFollower(l.store, l.store, l.hub, pub, natsbus.FollowerOptions{Batch: batch,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(ctx) }()

@@ -24,6 +24,7 @@ const (
 	DefaultSubjectPrefix = "tpwallet"
 	DefaultDuplicates    = 2 * time.Minute // JetStream's own default
 	DefaultAckWait       = 10 * time.Second
+	DefaultLinger        = 20 * time.Millisecond
 )
 
 // ContentType is the Content-Type header of every event: structured-mode CloudEvents.
@@ -43,7 +44,16 @@ type PublisherOptions struct {
 	Duplicates time.Duration
 	// AckWait bounds how long a batch waits for JetStream's acknowledgements (default 10 s).
 	AckWait time.Duration
-	Logger  *slog.Logger
+	// Linger is how long Deliver waits, after a batch smaller than LingerBelow went out,
+	// before it returns (default 20 ms; negative: not at all). A follower that keeps up
+	// would otherwise hand over each commit's few events on their own, paying a journal
+	// read, an acknowledgement round trip and a cursor write each time; the pause lets its
+	// next read find more. It adds at most Linger to an event's latency.
+	Linger time.Duration
+	// LingerBelow is the batch size from which Deliver does not linger (default 512): the
+	// follower is behind, and more events are waiting already.
+	LingerBelow int
+	Logger      *slog.Logger
 }
 
 // EnsureDefaults fills the unset options with their defaults.
@@ -62,6 +72,12 @@ func (o *PublisherOptions) EnsureDefaults() {
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = DefaultAckWait
+	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
+	}
+	if o.LingerBelow <= 0 {
+		o.LingerBelow = 512
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -183,6 +199,9 @@ func (p *Publisher) Deliver(ctx context.Context, evs []events.Event) (int, error
 		p.mu.Lock()
 		p.ready = false // no stream takes the subject (deleted?): check it before the next attempt
 		p.mu.Unlock()
+	}
+	if err == nil && p.o.Linger > 0 && len(evs) < p.o.LingerBelow {
+		sleep(ctx, p.o.Linger)
 	}
 	return n, err
 }

@@ -77,9 +77,19 @@ func checkMessage(t *testing.T, prefix string, m jetstream.Msg, e *events.Event)
 	}
 }
 
+// bigBatch is an atomic batch request of n transfers among users u0..u(users-1).
+func bigBatch(users, n int) map[string]any {
+	ts := make([]map[string]any, n)
+	for i := range ts {
+		ts[i] = map[string]any{"source": "u" + itoa(i%users), "destination": "u" + itoa((i+1)%users), "amount": "1"}
+	}
+	return map[string]any{"atomic": true, "transfers": ts}
+}
+
 // TestNatsPublisherFollowsJournal runs the "nats" follower of a real ledger into JetStream while
-// transfers go on: the stream ends up with exactly the journal's events, in journal order,
-// each with its subject, headers and CloudEvent payload, and the follower reports no lag.
+// transfers go on, some in records ten times its batch: the stream ends up with exactly the
+// journal's events, in journal order, each with its subject, headers and CloudEvent
+// payload, and the follower reports no lag.
 func TestNatsPublisherFollowsJournal(t *testing.T) {
 	nc, js := connect(t)
 	prefix, stream := names(t, js)
@@ -89,10 +99,13 @@ func TestNatsPublisherFollowsJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := l.follow(t, pub)
-	for i := range 200 { // while the follower runs
+	f := l.follow(t, pub, 100) // batches smaller than the large records below
+	for i := range 200 {       // while the follower runs
 		l.mustDo(t, "POST", "/v1/transfers", map[string]any{"source": "u" + itoa(i%10),
 			"destination": "u" + itoa((i+3)%10), "amount": "1"}, 201)
+		if i%50 == 0 { // a record of 1,000 changes, delivered in parts
+			l.mustDo(t, "POST", "/v1/transfers/batch", bigBatch(10, 1000), 201)
+		}
 	}
 	want := l.journal(t)
 	msgs := streamMsgs(t, js, stream, len(want))
@@ -132,7 +145,7 @@ func TestNatsPublisherDropsDuplicates(t *testing.T) {
 			t.Fatalf("round %d: Deliver = %d, %v; want %d, nil", round, n, err, len(want))
 		}
 	}
-	f := l.follow(t, pub) // from Start: a third copy of everything
+	f := l.follow(t, pub, 0) // from Start: a third copy of everything
 	waitFor(t, "the follower to deliver the journal", func() bool { return f.Status(0).Delivered == uint64(len(want)) })
 	if err := f.Seek(ctx, events.Start); err != nil { // and a fourth
 		t.Fatal(err)
@@ -276,7 +289,7 @@ func TestNatsPublisherStreamDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := l.follow(t, pub)
+	f := l.follow(t, pub, 0)
 	before := len(l.journal(t))
 	waitFor(t, "the first events", func() bool { return f.Status(0).Delivered == uint64(before) })
 	if err := js.DeleteStream(ctx, stream); err != nil {

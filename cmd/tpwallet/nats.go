@@ -59,7 +59,7 @@ func (o *natsOutlet) start(ctx context.Context, env *outletEnv) (func(), error) 
 		return func() {}, nil
 	}
 	log := env.Logger.With("outlet", "nats")
-	po := natsbus.PublisherOptions{Stream: o.stream, SubjectPrefix: o.prefix, Logger: log}
+	po := natsbus.PublisherOptions{Stream: o.stream, SubjectPrefix: o.prefix, Head: env.Hub.Head, Logger: log}
 	co := natsbus.CommandsOptions{Stream: o.commandsStream, SubjectPrefix: o.prefix, Consumer: o.consumer,
 		Active: env.Service.IsLeader, Logger: log}
 	if env.Metrics != nil {

@@ -316,7 +316,9 @@ func (c *Commands) handle(ctx context.Context, m jetstream.Msg) {
 	}
 	out := &nats.Msg{Subject: reply, Header: nats.Header{}, Data: res.AppendJSON(nil)}
 	out.Header.Set(HeaderIdempotencyKey, key)
-	out.Header.Set(jetstream.MsgIDHeader, resultID(m))
+	if id := resultID(m); id != "" {
+		out.Header.Set(jetstream.MsgIDHeader, id)
+	}
 	out.Header.Set("Content-Type", "application/json")
 	if err := c.nc.PublishMsg(out); err != nil {
 		// Not answered: have the command back later; it is answered (replayed) then.

@@ -44,16 +44,19 @@ type PublisherOptions struct {
 	Duplicates time.Duration
 	// AckWait bounds how long a batch waits for JetStream's acknowledgements (default 10 s).
 	AckWait time.Duration
-	// Linger is how long Deliver waits, after a batch smaller than LingerBelow went out,
-	// before it returns (default 20 ms; negative: not at all). A follower that keeps up
-	// would otherwise hand over each commit's few events on their own, paying a journal
-	// read, an acknowledgement round trip and a cursor write each time; the pause lets its
-	// next read find more. It adds at most Linger to an event's latency.
+	// Linger is how long Deliver waits, after a batch smaller than LingerBelow that
+	// reached the journal's head went out, before it returns (default 20 ms; negative: not
+	// at all). A follower that keeps up would otherwise hand over each commit's few events
+	// on their own, paying a journal read, an acknowledgement round trip and a cursor
+	// write each time; the pause lets its next read find more. It adds at most Linger to
+	// an event's latency, and nothing while the follower is behind.
 	Linger time.Duration
-	// LingerBelow is the batch size from which Deliver does not linger (default 512): the
-	// follower is behind, and more events are waiting already.
+	// LingerBelow is the batch size from which Deliver does not linger (default 512).
 	LingerBelow int
-	Logger      *slog.Logger
+	// Head returns the journal's newest seq (events.Hub.Head): Deliver lingers only after
+	// a batch that reached it. nil: after any batch below LingerBelow.
+	Head   func() uint64
+	Logger *slog.Logger
 }
 
 // EnsureDefaults fills the unset options with their defaults.
@@ -200,8 +203,9 @@ func (p *Publisher) Deliver(ctx context.Context, evs []events.Event) (int, error
 		p.ready = false // no stream takes the subject (deleted?): check it before the next attempt
 		p.mu.Unlock()
 	}
-	if err == nil && p.o.Linger > 0 && len(evs) < p.o.LingerBelow {
-		sleep(ctx, p.o.Linger)
+	if err == nil && p.o.Linger > 0 && len(evs) > 0 && len(evs) < p.o.LingerBelow &&
+		(p.o.Head == nil || evs[len(evs)-1].Seq >= p.o.Head()) {
+		sleep(ctx, p.o.Linger) // caught up: let the next read gather more
 	}
 	return n, err
 }

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -95,7 +97,7 @@ func TestNatsPublisherFollowsJournal(t *testing.T) {
 	prefix, stream := names(t, js)
 	l := openLedger(t)
 	workload(t, l, 10, 50, true)
-	pub, err := natsbus.NewPublisher(nc, natsbus.PublisherOptions{Stream: stream, SubjectPrefix: prefix})
+	pub, err := natsbus.NewPublisher(nc, natsbus.PublisherOptions{Stream: stream, SubjectPrefix: prefix, Head: l.hub.Head})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +137,7 @@ func TestNatsPublisherDropsDuplicates(t *testing.T) {
 	l := openLedger(t)
 	workload(t, l, 5, 20, false)
 	want := l.journal(t)
-	pub, err := natsbus.NewPublisher(nc, natsbus.PublisherOptions{Stream: stream, SubjectPrefix: prefix})
+	pub, err := natsbus.NewPublisher(nc, natsbus.PublisherOptions{Stream: stream, SubjectPrefix: prefix, Head: l.hub.Head})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +287,7 @@ func TestNatsPublisherStreamDeleted(t *testing.T) {
 	ctx := context.Background()
 	l := openLedger(t)
 	l.accounts(t, 4)
-	pub, err := natsbus.NewPublisher(nc, natsbus.PublisherOptions{Stream: stream, SubjectPrefix: prefix})
+	pub, err := natsbus.NewPublisher(nc, natsbus.PublisherOptions{Stream: stream, SubjectPrefix: prefix, Head: l.hub.Head})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,4 +353,45 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestNatsPublisherLinger: after a small batch that reached the journal's head, Deliver
+// pauses (so the next read gathers more); after one that did not, it returns at once.
+func TestNatsPublisherLinger(t *testing.T) {
+	nc, js := connect(t)
+	prefix, stream := names(t, js)
+	l := openLedger(t)
+	l.accounts(t, 2)
+	evs := l.journal(t)
+	head := evs[len(evs)-1].Seq
+	var reported atomic.Uint64
+	pub, err := natsbus.NewPublisher(nc, natsbus.PublisherOptions{Stream: stream, SubjectPrefix: prefix,
+		Linger: time.Hour, Head: reported.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported.Store(head + 1) // behind: more records wait
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if n, err := pub.Deliver(context.Background(), evs); n != len(evs) || err != nil {
+			t.Errorf("Deliver behind the head = %d, %v; want %d, nil", n, err, len(evs))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deliver behind the head did not return: it lingered")
+	}
+	reported.Store(head) // caught up
+	const wait = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	start := time.Now()
+	if n, err := pub.Deliver(ctx, evs); n != len(evs) || err != nil {
+		t.Fatalf("Deliver at the head = %d, %v; want %d, nil", n, err, len(evs))
+	}
+	if took := time.Since(start); took < wait {
+		t.Fatalf("Deliver at the head returned after %v: it did not linger (until ctx ended at %v)", took, wait)
+	}
 }

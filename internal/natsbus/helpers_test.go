@@ -36,7 +36,7 @@ func natsURL() string {
 }
 
 // connect connects to the test server, failing t (never skipping) if it is down.
-func connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+func connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(natsURL(), nats.Timeout(5*time.Second))
 	if err != nil {
@@ -52,7 +52,7 @@ func connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 
 // names returns a subject prefix and a stream name of this test alone, and deletes every
 // stream whose name starts with that stream name when the test ends.
-func names(t *testing.T, js jetstream.JetStream) (prefix, stream string) {
+func names(t testing.TB, js jetstream.JetStream) (prefix, stream string) {
 	t.Helper()
 	var b [6]byte
 	rand.Read(b[:])
@@ -88,7 +88,7 @@ type ledger struct {
 
 const adminKey = "tpw_natsbus_test_admin_key_0123456789"
 
-func openLedger(t *testing.T) *ledger {
+func openLedger(t testing.TB) *ledger {
 	t.Helper()
 	ctx := context.Background()
 	ps, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
@@ -117,7 +117,7 @@ func openLedger(t *testing.T) *ledger {
 }
 
 // do sends a REST request with the admin key and returns the status and body.
-func (l *ledger) do(t *testing.T, method, path string, body any) (int, []byte) {
+func (l *ledger) do(t testing.TB, method, path string, body any) (int, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	r := httptest.NewRequest(method, path, bytes.NewReader(b))
@@ -128,7 +128,7 @@ func (l *ledger) do(t *testing.T, method, path string, body any) (int, []byte) {
 	return w.Code, w.Body.Bytes()
 }
 
-func (l *ledger) mustDo(t *testing.T, method, path string, body any, want int) []byte {
+func (l *ledger) mustDo(t testing.TB, method, path string, body any, want int) []byte {
 	t.Helper()
 	code, b := l.do(t, method, path, body)
 	if code != want {
@@ -138,7 +138,7 @@ func (l *ledger) mustDo(t *testing.T, method, path string, body any, want int) [
 }
 
 // accounts creates the treasury and users u0..u(n-1), each funded with 1,000,000.
-func (l *ledger) accounts(t *testing.T, n int) {
+func (l *ledger) accounts(t testing.TB, n int) {
 	t.Helper()
 	l.mustDo(t, "POST", "/v1/accounts", map[string]any{"id": "treasury", "asset": "USD", "allow_negative": true}, 201)
 	for i := range n {
@@ -161,7 +161,7 @@ func (l *ledger) balance(t *testing.T, id string) string {
 }
 
 // journal returns every event of the journal, in order.
-func (l *ledger) journal(t *testing.T) []events.Event {
+func (l *ledger) journal(t testing.TB) []events.Event {
 	t.Helper()
 	var all []events.Event
 	p := events.Start

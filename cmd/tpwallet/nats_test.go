@@ -85,18 +85,18 @@ func (r *natsRig) args() []string {
 		"--nats-commands-stream", r.stream + "_COMMANDS"}
 }
 
-// journalEvent is one change of GET /v1/journal: what its event must carry.
-type journalEvent struct {
+// natsJournalEvent is one change of GET /v1/journal: what its event must carry.
+type natsJournalEvent struct {
 	id   string
 	pos  [2]uint64 // seq, index
 	key  string    // partition key: the transfer's source, the account, the asset
 	data []byte    // the change as served, compacted
 }
 
-// journalEvents reads the whole journal through the API, one event per change.
-func journalEvents(t *testing.T, p *proc) []journalEvent {
+// natsJournalEvents reads the whole journal through the API, one event per change.
+func natsJournalEvents(t *testing.T, p *proc) []natsJournalEvent {
 	t.Helper()
-	var out []journalEvent
+	var out []natsJournalEvent
 	after := "0"
 	for {
 		var page struct {
@@ -117,7 +117,7 @@ func journalEvents(t *testing.T, p *proc) []journalEvent {
 				if err := json.Unmarshal(raw, &c); err != nil {
 					t.Fatal(err)
 				}
-				e := journalEvent{id: fmt.Sprintf("%d-%d", r.Seq, i), pos: [2]uint64{r.Seq, uint64(i)}, data: compact(t, raw)}
+				e := natsJournalEvent{id: fmt.Sprintf("%d-%d", r.Seq, i), pos: [2]uint64{r.Seq, uint64(i)}, data: natsCompact(t, raw)}
 				switch {
 				case c.Transfer != nil:
 					e.key = c.Transfer.Source
@@ -136,7 +136,7 @@ func journalEvents(t *testing.T, p *proc) []journalEvent {
 	}
 }
 
-func compact(t *testing.T, raw []byte) []byte {
+func natsCompact(t *testing.T, raw []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {
@@ -145,8 +145,8 @@ func compact(t *testing.T, raw []byte) []byte {
 	return b.Bytes()
 }
 
-// cloudEvent is a message of the events stream, decoded.
-type cloudEvent struct {
+// natsCloudEvent is a message of the events stream, decoded.
+type natsCloudEvent struct {
 	ID           string          `json:"id"`
 	Type         string          `json:"type"`
 	Seq          uint64          `json:"journalseq"`
@@ -159,7 +159,7 @@ type cloudEvent struct {
 
 // streamEvents reads the events stream from the start until it has seen the event with id
 // last (polling: the follower may still be catching up), failing after 60 s.
-func (r *natsRig) streamEvents(t *testing.T, last string) []cloudEvent {
+func (r *natsRig) streamEvents(t *testing.T, last string) []natsCloudEvent {
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
@@ -173,14 +173,14 @@ func (r *natsRig) streamEvents(t *testing.T, last string) []cloudEvent {
 			time.Sleep(50 * time.Millisecond) // the stream is made by serve's follower: poll for it
 		}
 	}
-	var out []cloudEvent
+	var out []natsCloudEvent
 	for {
 		b, err := c.Fetch(1000, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for m := range b.Messages() {
-			var e cloudEvent
+			var e natsCloudEvent
 			if err := json.Unmarshal(m.Data(), &e); err != nil {
 				t.Fatalf("message %s: %v", m.Data(), err)
 			}
@@ -202,9 +202,9 @@ func (r *natsRig) streamEvents(t *testing.T, last string) []cloudEvent {
 // within its duplicate window (two minutes, longer than the test).
 func (r *natsRig) checkDelivered(t *testing.T, p *proc) int {
 	t.Helper()
-	journal := journalEvents(t, p)
+	journal := natsJournalEvents(t, p)
 	got := r.streamEvents(t, journal[len(journal)-1].id)
-	byID := map[string]*journalEvent{}
+	byID := map[string]*natsJournalEvent{}
 	for i := range journal {
 		byID[journal[i].id] = &journal[i]
 	}
@@ -219,7 +219,7 @@ func (r *natsRig) checkDelivered(t *testing.T, p *proc) int {
 		case e.msgID != e.ID || e.subject != r.prefix+"."+e.Type || e.PartitionKey != j.key || e.Seq != j.pos[0] || e.Index != j.pos[1]:
 			t.Fatalf("event %s: Nats-Msg-Id %q subject %q key %q position %d-%d; want the id, %s.%s, %q, %d-%d",
 				e.ID, e.msgID, e.subject, e.PartitionKey, e.Seq, e.Index, r.prefix, e.Type, j.key, j.pos[0], j.pos[1])
-		case !bytes.Equal(compact(t, e.Data), j.data):
+		case !bytes.Equal(natsCompact(t, e.Data), j.data):
 			t.Fatalf("event %s: data %s, want the journal's %s", e.ID, e.Data, j.data)
 		}
 		if seen[e.ID] {
@@ -329,9 +329,9 @@ func TestNatsEventsSurviveKill(t *testing.T) {
 		l.until(t, p, killAt, func() { p.kill(t) })
 		inStream := r.streamCount(t) // final: its publisher is dead
 		p = startServe(t, dir, args...)
-		events := len(journalEvents(t, p))
-		waitFollower(t, p, func(lag, _, _ uint64) bool { return lag == 0 })
-		_, _, resent := followerStatus(t, p)
+		events := len(natsJournalEvents(t, p))
+		natsWaitFollower(t, p, func(lag, _, _ uint64) bool { return lag == 0 })
+		_, _, resent := natsFollowerStatus(t, p)
 		t.Logf("round %d (seed %d): killed after %d more acks with %d of %d events in the stream; "+
 			"the restarted follower sent %d, %d of them already there",
 			round, seed, killAt, inStream, events, resent, int(resent)-(events-int(inStream)))
@@ -397,9 +397,9 @@ func (s *privateNats) kill() {
 	<-s.done
 }
 
-// followerStatus is the "nats" follower in GET /v1/followers: its lag in records, its
+// natsFollowerStatus is the "nats" follower in GET /v1/followers: its lag in records, its
 // errors and the events it delivered since the process started.
-func followerStatus(t *testing.T, p *proc) (lag, errs, delivered uint64) {
+func natsFollowerStatus(t *testing.T, p *proc) (lag, errs, delivered uint64) {
 	t.Helper()
 	var out struct {
 		Items []struct {
@@ -419,11 +419,11 @@ func followerStatus(t *testing.T, p *proc) (lag, errs, delivered uint64) {
 	return 0, 0, 0
 }
 
-// waitFollower polls the "nats" follower until cond holds, failing after 60 s.
-func waitFollower(t *testing.T, p *proc, cond func(lag, errs, delivered uint64) bool) {
+// natsWaitFollower polls the "nats" follower until cond holds, failing after 60 s.
+func natsWaitFollower(t *testing.T, p *proc, cond func(lag, errs, delivered uint64) bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for !cond(followerStatus(t, p)) {
+	for !cond(natsFollowerStatus(t, p)) {
 		if time.Now().After(deadline) {
 			t.Fatal("the nats follower did not get there in 60 s")
 		}
@@ -453,7 +453,7 @@ func TestNatsOutage(t *testing.T) {
 	fundUsers(t, p, users) // with NATS down
 	l := &natsLoad{users: users, all: map[string]*sent{}}
 	l.until(t, p, 300, nil)
-	lag, errs, _ := followerStatus(t, p)
+	lag, errs, _ := natsFollowerStatus(t, p)
 	if lag == 0 || errs == 0 {
 		t.Fatalf("NATS down: follower lag %d records, %d errors; want both above 0", lag, errs)
 	}
@@ -505,7 +505,7 @@ func TestNatsCommands(t *testing.T) {
 			want[a.id].Add(want[a.id], big.NewInt(a.delta))
 		}
 		body := fmt.Sprintf(`{"source":"u%d","destination":"u%d","amount":"%d"}`, src, dst, amount)
-		for range 1 + btoi(i%4 == 0) {
+		for range 1 + natsBtoi(i%4 == 0) {
 			m := nats.NewMsg(r.prefix + ".commands.transfers")
 			m.Header.Set("Authorization", "Bearer "+adminKey)
 			m.Header.Set("Idempotency-Key", "c-"+strconv.Itoa(i))
@@ -552,7 +552,7 @@ func TestNatsCommands(t *testing.T) {
 	}
 	for i := range n {
 		key := "c-" + strconv.Itoa(i)
-		if rs := results[key]; len(rs) != 1+btoi(i%4 == 0) {
+		if rs := results[key]; len(rs) != 1+natsBtoi(i%4 == 0) {
 			t.Fatalf("%s: %d results, want one per message sent", key, len(rs))
 		} else if len(rs) == 2 && rs[0]["replayed"] == rs[1]["replayed"] {
 			t.Fatalf("%s sent twice: replayed %v and %v, want one of each", key, rs[0]["replayed"], rs[1]["replayed"])
@@ -602,7 +602,7 @@ func TestNatsStreamConflict(t *testing.T) {
 	}
 }
 
-func btoi(b bool) int {
+func natsBtoi(b bool) int {
 	if b {
 		return 1
 	}

@@ -1,12 +1,10 @@
 package natsbus
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
 	"github.com/tpwallet/tpwallet/internal/events"
-	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/store"
 )
 
@@ -34,33 +32,6 @@ func NewFollower(src events.Source, meta store.Meta, hub *events.Hub, pub *Publi
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second
 	}
-	return &events.Follower{Name: FollowerName, Source: &sizedReads{Source: src, batch: o.Batch}, Meta: meta,
+	return &events.Follower{Name: FollowerName, Source: src, Meta: meta,
 		Hub: hub, Sink: pub, Batch: o.Batch, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff, Logger: o.Logger}
-}
-
-// sizedReads asks the journal for about as many records as one batch of events needs.
-// events.Read asks for a fixed number of records and decodes all of them, then keeps what
-// fits in the batch and reads the rest again next time: with records of thousands of
-// changes (batch requests under load) most of the follower's time went to decoding
-// records it did not use. Knowing the size of the records it last read, sizedReads asks
-// for just past a batch's worth.
-type sizedReads struct {
-	events.Source
-	batch     int
-	perRecord int // changes per record in the last read; 0: not known yet
-}
-
-func (s *sizedReads) Journal(ctx context.Context, after uint64, limit int) ([]*journal.Record, error) {
-	if s.perRecord > 0 {
-		limit = min(limit, s.batch/s.perRecord+1)
-	}
-	recs, err := s.Source.Journal(ctx, after, limit)
-	if len(recs) > 0 {
-		changes := 0
-		for _, r := range recs {
-			changes += len(r.Changes)
-		}
-		s.perRecord = max(1, changes/len(recs))
-	}
-	return recs, err
 }

@@ -48,9 +48,9 @@ type PublisherOptions struct {
 	// Linger is how long Deliver waits, after a batch smaller than LingerBelow that
 	// reached the journal's head went out, before it returns (default 20 ms; negative: not
 	// at all). A follower that keeps up would otherwise hand over each commit's few events
-	// on their own, paying a journal read, an acknowledgement round trip and a cursor
-	// write each time; the pause lets its next read find more. It adds at most Linger to
-	// an event's latency, and nothing while the follower is behind.
+	// on their own, paying a journal read and an acknowledgement round trip each time;
+	// the pause lets its next read find more. It adds at most Linger to an event's
+	// latency, and nothing while the follower is behind.
 	Linger time.Duration
 	// LingerBelow is the batch size from which Deliver does not linger (default 512).
 	LingerBelow int

@@ -177,7 +177,7 @@ var parityScript = []step{
 		body: `{"atomic":true,"transfers":[{"source":"alice","destination":"bob","amount":"5"},{"source":"alice","amount":"1"}]}`,
 		code: "batch_failed", status: 422},
 	{name: "non-atomic batch", key: "write", rest: "POST /v1/transfers/batch", rpc: "TransferService/CreateTransferBatch",
-		body: `{"atomic":false,"transfers":[{"id":"b3","source":"alice","destination":"bob","amount":"5"},{"source":"alice","destination":"bob","amount":"999999"},{"id":"b1","source":"alice","destination":"bob","amount":"5"},{"source":"alice","destination":"bob","amount":"0"}]}`,
+		body:   `{"atomic":false,"transfers":[{"id":"b3","source":"alice","destination":"bob","amount":"5"},{"source":"alice","destination":"bob","amount":"999999"},{"id":"b1","source":"alice","destination":"bob","amount":"5"},{"source":"alice","destination":"bob","amount":"0"}]}`,
 		status: 200, ignore: []string{"existing"}}, // gRPC also says b1 existed (TestBatchExisting)
 	{name: "batch without atomic", key: "write", rest: "POST /v1/transfers/batch", rpc: "TransferService/CreateTransferBatch",
 		body: `{"transfers":[{"source":"alice","destination":"bob","amount":"5"}]}`, code: "invalid_request", status: 400},

@@ -385,7 +385,6 @@ func TestSubmitTransfersStop(t *testing.T) {
 	}
 }
 
-
 // waitNotServing waits, on a health Watch, until the server says NOT_SERVING.
 func waitNotServing(t *testing.T, s *stack) {
 	t.Helper()

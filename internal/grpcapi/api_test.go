@@ -342,4 +342,3 @@ func healthNames(t *testing.T) []string {
 	}
 	return out
 }
-

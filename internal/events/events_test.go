@@ -27,14 +27,16 @@ type ledgerT struct {
 	hub *events.Hub
 }
 
-func openLedger(t *testing.T) *ledgerT {
+func openLedger(t *testing.T) *ledgerT { return openLedgerTB(t) }
+
+func openLedgerTB(t testing.TB) *ledgerT {
 	t.Helper()
 	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hub := events.NewHub()
-	eng, err := engine.Open(t.Context(), st, engine.Options{Observer: hub})
+	eng, err := engine.Open(context.Background(), st, engine.Options{Observer: hub})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)

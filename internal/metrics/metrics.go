@@ -48,9 +48,6 @@ type Metrics struct {
 	storeErrors  *prometheus.CounterVec
 	headSeq      prometheus.Gauge
 
-	followerRecords *prometheus.GaugeVec
-	followerSeconds *prometheus.GaugeVec
-
 	leader    prometheus.Gauge
 	epoch     prometheus.Gauge
 	leaseLost prometheus.Counter
@@ -95,10 +92,6 @@ func New() *Metrics {
 	}
 	m.headSeq = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tpwallet_journal_head_seq",
 		Help: "Sequence number of the newest committed journal record."})
-	m.followerRecords = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tpwallet_follower_lag_records",
-		Help: "Journal records a follower has still to deliver."}, []string{"follower"})
-	m.followerSeconds = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tpwallet_follower_lag_seconds",
-		Help: "Age of the oldest journal record a follower has still to deliver."}, []string{"follower"})
 	m.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tpwallet_leader",
 		Help: "1 when this instance takes writes (holds the leader lease on PostgreSQL), else 0."})
 	m.epoch = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tpwallet_lease_epoch",
@@ -106,7 +99,7 @@ func New() *Metrics {
 	m.leaseLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "tpwallet_lease_lost_total",
 		Help: "Times this instance stepped down from leader."})
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.transfers, m.batchSize, m.applyDur,
-		m.commitDur, m.holdsPending, m.replays, m.storeErrors, m.headSeq, m.followerRecords, m.followerSeconds,
+		m.commitDur, m.holdsPending, m.replays, m.storeErrors, m.headSeq,
 		m.leader, m.epoch, m.leaseLost, m.holdsCreated, m.holdsPosted, m.holdsVoided, m.holdsExpired, m.stopped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -173,15 +166,6 @@ func (m *Metrics) LeaseLost() {
 	if m != nil {
 		m.leaseLost.Inc()
 	}
-}
-
-// FollowerLag records a journal follower's lag.
-func (m *Metrics) FollowerLag(follower string, records uint64, age time.Duration) {
-	if m == nil {
-		return
-	}
-	m.followerRecords.WithLabelValues(follower).Set(float64(records))
-	m.followerSeconds.WithLabelValues(follower).Set(age.Seconds())
 }
 
 // Batch records a batch the engine committed, or failed to commit (engine.Observer).

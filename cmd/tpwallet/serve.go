@@ -236,7 +236,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	stopGRPC, err := startGRPC(&c, app, log)
+	_, stopGRPC, err := startGRPC(&c, app, log)
 	if err != nil {
 		return err
 	}

@@ -103,6 +103,7 @@ func New(svc *service.Service, o Options) *Server {
 		hub: o.Hub, methods: methodTable()}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(
+		grpc.ForceServerCodecV2(newCodec()), // the proto codec, sending wire.go's answers as they are
 		grpc.ChainUnaryInterceptor(s.unary),
 		grpc.ChainStreamInterceptor(s.streams),
 		grpc.MaxRecvMsgSize(batchMessageMax),

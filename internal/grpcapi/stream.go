@@ -229,34 +229,15 @@ func refusal(err error) *ledger.Error {
 // sent (nil when all went out). After an error it keeps draining out.
 func send(stream tpwalletv1.TransferService_SubmitTransfersServer, out <-chan *group, sent chan<- error) {
 	var failed error
+	var w answerWriter
 	for g := range out {
 		k := 0
 		for _, c := range g.chunks {
-			msg := answer(c, g, k)
-			k += len(c.reqs)
 			if failed == nil {
-				failed = stream.Send(msg)
+				failed = stream.SendMsg(w.answer(c, g, k))
 			}
+			k += len(c.reqs)
 		}
 	}
 	sent <- failed
-}
-
-// answer is the response to chunk c of g, whose first result is g.res[k].
-func answer(c *chunk, g *group, k int) *tpwalletv1.SubmitTransfersResponse {
-	msg := &tpwalletv1.SubmitTransfersResponse{Results: make([]*tpwalletv1.TransferResult, c.n)}
-	b := 0
-	for i := range msg.Results {
-		switch {
-		case b < len(c.bad) && c.bad[b].index == i:
-			msg.Results[i] = errorResult(c.bad[b].err.Code, c.bad[b].err.Detail)
-			b++
-		case g.err != nil:
-			msg.Results[i] = errorResult(g.err.Code, g.err.Detail)
-		default:
-			msg.Results[i] = resultPB(&g.res[k])
-			k++
-		}
-	}
-	return msg
 }

@@ -64,7 +64,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c benchConfig
 	fs.StringVar(&c.URL, "url", envOr("TPWALLET_BENCH_URL", ""), "server to drive (for --transport grpc its gRPC host:port); empty starts one in-process on a temporary data directory (env TPWALLET_BENCH_URL)")
 	fs.StringVar(&c.Transport, "transport", envOr("TPWALLET_BENCH_TRANSPORT", "rest"), "rest, or grpc: --clients SubmitTransfers streams of --batch-size transfers a message, p2p or p2m (env TPWALLET_BENCH_TRANSPORT)")
-	fs.IntVar(&c.Window, "window", envInt("TPWALLET_BENCH_WINDOW", 4), "--transport grpc: messages each stream sends ahead of their answers (env TPWALLET_BENCH_WINDOW)")
+	fs.IntVar(&c.Window, "window", envInt("TPWALLET_BENCH_WINDOW", 8), "--transport grpc: messages each stream sends ahead of their answers (env TPWALLET_BENCH_WINDOW)")
 	fs.StringVar(&c.Key, "key", envOr("TPWALLET_BENCH_KEY", ""), "API key with write scope for --url; prefer the env TPWALLET_BENCH_KEY, which ps does not show")
 	fs.StringVar(&c.Workload, "workload", envOr("TPWALLET_BENCH_WORKLOAD", "p2p"), "p2p, p2m, batch or hold (env TPWALLET_BENCH_WORKLOAD)")
 	fs.IntVar(&c.Accounts, "accounts", envInt("TPWALLET_BENCH_ACCOUNTS", 10000), "accounts to create and fund (env TPWALLET_BENCH_ACCOUNTS)")

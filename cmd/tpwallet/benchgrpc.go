@@ -39,7 +39,9 @@ const grpcMessages = 16
 // benchGRPC runs the bench over gRPC against c.URL (host:port).
 func benchGRPC(ctx context.Context, c benchConfig, progress io.Writer) (benchResult, error) {
 	conn, err := grpc.NewClient(c.URL, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+		grpc.WithInitialWindowSize(4<<20), grpc.WithInitialConnWindowSize(16<<20),
+		grpc.WithReadBufferSize(256<<10), grpc.WithWriteBufferSize(256<<10))
 	if err != nil {
 		return benchResult{}, err
 	}

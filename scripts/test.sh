@@ -40,6 +40,9 @@ fuzz ./internal/httpapi FuzzDecodeAPIKeyRequest
 fuzz ./internal/httpapi FuzzQuery
 fuzz ./internal/store/pgstore FuzzCursors
 fuzz ./internal/events FuzzParseAfter
+fuzz ./client FuzzParseAmount
+echo "== TypeScript SDK: generated types, build, package, tests against the server"
+scripts/sdk-typescript.sh
 echo "== promtool: alerting and recording rules, their tests, the Grafana dashboard"
 scripts/promtool.sh
 echo "== all tests passed"

@@ -55,6 +55,7 @@ type serveConfig struct {
 	NodeID    string
 	Advertise string
 	LeaseTTL  time.Duration
+	Webhooks  webhookConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -91,6 +92,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"PostgreSQL store: the URL clients reach this instance at, which standbys name in not_leader answers (default http://<listen address>) (env TPWALLET_ADVERTISE)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("TPWALLET_LEASE_TTL", 5*time.Second),
 		"PostgreSQL store: how long the leader lease lasts unrenewed; a standby takes over within about 1.2x this after the leader dies (env TPWALLET_LEASE_TTL)")
+	c.Webhooks.flags(fs)
 }
 
 // validate refuses limits and timeouts that would silently mean something else.
@@ -103,7 +105,7 @@ func (c *serveConfig) validate() error {
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("--read-header-timeout, --read-timeout, --write-timeout and --idle-timeout must be positive")
 	}
-	return nil
+	return c.Webhooks.validate()
 }
 
 func envFloat(name string, def float64) float64 {
@@ -206,9 +208,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer stopAdmin()
 	}
+	hooks, err := openWebhooks(ctx, &c.Webhooks, app, log, m)
+	if err != nil {
+		return err
+	}
+	defer hooks.Close()
 	api := httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI,
 		MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit, RateBurst: c.RateBurst,
-		Metrics: m, MetricsHandler: metricsOnMain, Hub: app.hub, Followers: app.followers})
+		Metrics: m, MetricsHandler: metricsOnMain, Hub: app.hub, Followers: app.followers, Webhooks: hooks})
 	env := &outletEnv{Followers: app.followers, Hub: app.hub, Source: app.svc.Store(), Meta: app.meta,
 		API: api, Service: app.svc, Logger: log, Metrics: m}
 	var stops []func() // the outlets', run in reverse before the app closes

@@ -50,6 +50,14 @@ var routeScopes = map[string]string{
 	"GET /v1/journal/head": "read",
 	"GET /v1/events":       "read",
 	"GET /v1/followers":    "admin",
+
+	"POST /v1/webhooks":                  "admin",
+	"GET /v1/webhooks":                   "admin",
+	"GET /v1/webhooks/{id}":              "admin",
+	"DELETE /v1/webhooks/{id}":           "admin",
+	"GET /v1/webhooks/{id}/deliveries":   "admin",
+	"GET /v1/webhooks/{id}/dead-letters": "admin",
+	"POST /v1/webhooks/{id}/replay":      "admin",
 }
 
 var scopeRank = map[string]int{"read": 1, "write": 2, "admin": 3}

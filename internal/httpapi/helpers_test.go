@@ -16,11 +16,13 @@ import (
 
 	tpwallet "github.com/tpwallet/tpwallet"
 	"github.com/tpwallet/tpwallet/internal/engine"
+	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
+	"github.com/tpwallet/tpwallet/internal/webhook"
 )
 
 // adminSecret is the admin key every test stack ensures, as TPWALLET_ADMIN_KEY would.
@@ -81,6 +83,9 @@ type stack struct {
 	http  *http.Client
 	admin string
 	once  sync.Once
+	hub   *events.Hub
+	set   *events.Set
+	hooks *webhook.Manager
 }
 
 func newStack(tb testing.TB) *stack {
@@ -103,7 +108,16 @@ func openStackWith(tb testing.TB, dir string, eo engine.Options, so service.Opti
 // openStackHTTP is openStackWith with handler options too (limits).
 func openStackHTTP(tb testing.TB, dir string, eo engine.Options, so service.Options, ho httpapi.Options) *stack {
 	tb.Helper()
+	return openStackFull(tb, dir, eo, so, ho, webhook.Options{})
+}
+
+// openStackFull is openStackHTTP with webhook options too (retry schedule, private
+// addresses); as in serve, the webhooks always run, their followers woken by a hub.
+func openStackFull(tb testing.TB, dir string, eo engine.Options, so service.Options, ho httpapi.Options, wo webhook.Options) *stack {
+	tb.Helper()
 	ctx := context.Background()
+	hub := events.NewHub()
+	eo.Observer = events.Observers(eo.Observer, hub)
 	ps, err := pebblestore.Open(dir, pebblestore.Options{})
 	if err != nil {
 		tb.Fatalf("pebblestore.Open: %v", err)
@@ -123,13 +137,24 @@ func openStackHTTP(tb testing.TB, dir string, eo engine.Options, so service.Opti
 		eng.Close()
 		tb.Fatalf("EnsureAdminKey: %v", err)
 	}
+	hub.Committed(eng.HeadSeq())
+	set := events.NewSet(hub)
+	set.Start(ctx)
+	wo.Meta, wo.Source, wo.Set, wo.Hub = ps, ps, set, hub
+	hooks, err := webhook.Open(ctx, wo)
+	if err != nil {
+		set.Stop()
+		eng.Close()
+		tb.Fatalf("webhook.Open: %v", err)
+	}
+	ho.Webhooks = hooks
 	ho.OpenAPI = tpwallet.OpenAPI
 	if ho.Metrics == nil { // as serve has them
 		ho.Metrics = metrics.New()
 		ho.MetricsHandler = ho.Metrics.Handler()
 	}
 	srv := httptest.NewServer(httpapi.New(svc, ho))
-	s := &stack{dir: dir, store: fs, eng: eng, svc: svc, srv: srv, admin: adminSecret}
+	s := &stack{dir: dir, store: fs, eng: eng, svc: svc, srv: srv, admin: adminSecret, hub: hub, set: set, hooks: hooks}
 	s.http = srv.Client()
 	s.http.Timeout = 2 * time.Minute
 	tb.Cleanup(func() { s.close(tb) })
@@ -139,6 +164,8 @@ func openStackHTTP(tb testing.TB, dir string, eo engine.Options, so service.Opti
 func (s *stack) close(tb testing.TB) {
 	s.once.Do(func() {
 		s.srv.Close()
+		s.hooks.Close()
+		s.set.Stop()
 		if err := s.eng.Close(); err != nil {
 			tb.Errorf("engine close: %v", err)
 		}

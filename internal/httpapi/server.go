@@ -17,6 +17,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/ledger"
 	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
+	"github.com/tpwallet/tpwallet/internal/webhook"
 )
 
 // Options configure the HTTP handler.
@@ -42,19 +43,22 @@ type Options struct {
 	Hub *events.Hub
 	// Followers are the journal's followers GET /v1/followers reports on (nil: none).
 	Followers *events.Set
+	// Webhooks serves /v1/webhooks (nil: those routes answer 404 not_found).
+	Webhooks *webhook.Manager
 }
 
 // Server is the REST API of api.md over a service.
 type Server struct {
-	svc     *service.Service
-	log     *slog.Logger
-	routes  *http.ServeMux
-	spec    []byte
-	limits  *limits
-	metrics *metrics.Metrics
-	tracer  trace.Tracer // nil: tracing off
-	hub     *events.Hub
-	follow  *events.Set
+	svc      *service.Service
+	log      *slog.Logger
+	routes   *http.ServeMux
+	spec     []byte
+	limits   *limits
+	metrics  *metrics.Metrics
+	tracer   trace.Tracer // nil: tracing off
+	hub      *events.Hub
+	follow   *events.Set
+	webhooks *webhook.Manager
 }
 
 type ctxKey int
@@ -70,7 +74,7 @@ func New(svc *service.Service, o Options) *Server {
 	}
 	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI,
 		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst), metrics: o.Metrics, hub: o.Hub,
-		follow: o.Followers}
+		follow: o.Followers, webhooks: o.Webhooks}
 	tp := o.TracerProvider
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -136,6 +140,14 @@ func (s *Server) table() []route {
 
 		{"GET /v1/events", service.ScopeRead, s.listEvents},
 		{"GET /v1/followers", service.ScopeAdmin, s.listFollowers},
+
+		{"POST /v1/webhooks", service.ScopeAdmin, s.createWebhook},
+		{"GET /v1/webhooks", service.ScopeAdmin, s.listWebhooks},
+		{"GET /v1/webhooks/{id}", service.ScopeAdmin, s.getWebhook},
+		{"DELETE /v1/webhooks/{id}", service.ScopeAdmin, s.deleteWebhook},
+		{"GET /v1/webhooks/{id}/deliveries", service.ScopeAdmin, s.webhookDeliveries},
+		{"GET /v1/webhooks/{id}/dead-letters", service.ScopeAdmin, s.webhookDeadLetters},
+		{"POST /v1/webhooks/{id}/replay", service.ScopeAdmin, s.replayWebhook},
 	}
 }
 

@@ -47,6 +47,9 @@ const (
 
 	CodeBatchFailed   Code = "batch_failed"
 	CodeBatchTooLarge Code = "batch_too_large"
+
+	CodeWebhookNotFound     Code = "webhook_not_found"     // no webhook endpoint with that id
+	CodeWebhookURLForbidden Code = "webhook_url_forbidden" // the URL's host is not a public address
 )
 
 // Codes lists every Code but CodeOK, for tables that must cover them all.
@@ -58,7 +61,7 @@ var Codes = []Code{
 	CodeAccountFrozen, CodeAccountClosed, CodeInsufficientFunds, CodeAssetMismatch,
 	CodeSameAccount, CodeAmountOverflow, CodeTransferExists, CodeTransferNotFound,
 	CodeTransferNotPending, CodeHoldExpired, CodeAmountExceedsHold, CodeBatchFailed,
-	CodeBatchTooLarge,
+	CodeBatchTooLarge, CodeWebhookNotFound, CodeWebhookURLForbidden,
 }
 
 // Error is a rejection that changed nothing. Index is the position in a batch, or -1.

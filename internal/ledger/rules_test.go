@@ -1425,6 +1425,7 @@ func TestEveryApplyCode(t *testing.T) {
 		ledger.CodeMethodNotAllowed, ledger.CodeUnsupportedMediaType, ledger.CodeOverloaded,
 		ledger.CodeRateLimited, ledger.CodeNotLeader, ledger.CodeUnavailable, ledger.CodeInternal, ledger.CodeIdempotencyKeyReused,
 		ledger.CodeIdempotencyInFlight, ledger.CodeBatchFailed, ledger.CodeBatchTooLarge,
+		ledger.CodeWebhookNotFound, ledger.CodeWebhookURLForbidden, // internal/webhook's
 	}
 	scenarios := map[ledger.Code]func(f *fixture) ledger.Request{
 		ledger.CodeInvalidRequest: func(f *fixture) ledger.Request { return xfer("alice", "bob", 0) },

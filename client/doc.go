@@ -1,0 +1,48 @@
+// Package client is the Go SDK of tpwallet: typed calls for every operation of the REST API
+// (api.md, openapi.yaml), which make retrying writes safe and money exact. It is the only
+// package of the module with a compatibility promise.
+//
+//	c, err := client.New("http://127.0.0.1:8080", os.Getenv("TPWALLET_API_KEY"))
+//	t, err := c.CreateTransfer(ctx, client.CreateTransferRequest{
+//		Source: "alice-usd", Destination: "bob-usd", Amount: client.NewAmount(250),
+//	})
+//	if errors.Is(err, client.ErrInsufficientFunds) { ... }
+//
+// # Idempotency and retries
+//
+// Every write (POST) carries an Idempotency-Key: a random one made once per call, or the
+// caller's (WithIdempotencyKey). A call whose attempt fails on the network, or is answered
+// 429 rate_limited, 503 overloaded / not_leader / unavailable, or 409 idempotency_in_flight,
+// is tried again with the same key, after the server's Retry-After or an exponential backoff
+// with jitter (RetryPolicy). The server applies a key's request at most once and answers a
+// retry with the stored answer, so nothing is applied twice; WithMeta shows the attempts
+// and whether the answer was replayed. POST /v1/api-keys is the exception: the server keeps
+// no key for it, so CreateAPIKey is not retried once an attempt may have reached the server.
+//
+// # Errors
+//
+// A problem the server answered is an *Error with its HTTP Status, its stable Code (api.md,
+// docs/api-errors.md), Detail, Title and RequestID. Each code has a sentinel, so callers
+// branch with errors.Is(err, client.ErrInsufficientFunds); CodeOf(err) returns the code. A
+// rejected write changed nothing.
+//
+// # Amounts
+//
+// Amounts are Amount (unsigned, up to 2^128−1) and balances SignedAmount, written on the wire
+// as strings of decimal digits in the asset's minor units ("1050" is 10.50 USD). They
+// convert exactly to and from math/big; there is no float anywhere.
+//
+// # Lists and events
+//
+// List* methods return one Page; the iterators (Accounts, Transfers, Entries, APIKeys,
+// Journal) walk every page as a Go 1.23 iter.Seq2, and Events follows the journal's events
+// for ever with long polls.
+//
+// # Transports
+//
+// New makes a client of the REST API. The operations sit on a small internal transport
+// interface (transport.go), so that another wire protocol — gRPC — can be added with its
+// own constructor and the same methods, types and errors.
+//
+// The package imports only the standard library.
+package client

@@ -253,7 +253,9 @@ func (benchCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return encoding.GetCodecV2("proto").Unmarshal(data, v)
 	}
-	b := data.Materialize()
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	b := buf.ReadOnlyData()
 	a.ok = a.ok[:0]
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)

@@ -105,42 +105,56 @@ func eventPB(e *events.Event) *tpwalletv1.Event {
 		Journalindex: int32(e.Index), Partitionkey: e.Key(), Data: changePB(e.Change)}
 }
 
+// transferFields are the fields of a CreateTransferRequest, from the message or from
+// the wire (wirein.go).
+type transferFields struct {
+	hasID                                                  bool // id set, even to ""
+	id, source, destination, amount, asset, kind, reference string
+	metadata                                               map[string]string
+	hold                                                   bool // a hold message, even empty
+	timeout                                                int64
+}
+
 // transferRequest checks a CreateTransferRequest as REST checks the body of POST
 // /v1/transfers, with the same details, and makes the ledger request. A rejection is an
 // invalid_request *ledger.Error.
 func transferRequest(t *tpwalletv1.CreateTransferRequest) (ledger.Request, *ledger.Error) {
-	if t == nil {
-		return ledger.Request{}, badRequest("a transfer is required")
-	}
-	r := ledger.TransferRequest{Source: t.Source, Destination: t.Destination, Asset: t.Asset,
-		Kind: ledger.TransferKind(t.Kind), Reference: t.Reference, Metadata: t.Metadata}
-	if t.Amount != "" {
-		a, err := ledger.ParseAmount(t.Amount)
+	f := transferFields{hasID: t.Id != nil, id: t.GetId(), source: t.Source, destination: t.Destination,
+		amount: t.Amount, asset: t.Asset, kind: t.Kind, reference: t.Reference, metadata: t.Metadata,
+		hold: t.Hold != nil, timeout: t.Hold.GetTimeoutSeconds()}
+	return f.request()
+}
+
+// request is transferRequest's check of f.
+func (f *transferFields) request() (ledger.Request, *ledger.Error) {
+	r := ledger.TransferRequest{Source: f.source, Destination: f.destination, Asset: f.asset,
+		Kind: ledger.TransferKind(f.kind), Reference: f.reference, Metadata: f.metadata}
+	if f.amount != "" {
+		a, err := ledger.ParseAmount(f.amount)
 		if err != nil {
 			return ledger.Request{}, badRequest("amount: " + err.Error())
 		}
 		r.Amount = a
 	}
-	if t.Id != nil {
-		if !ledger.ValidID(*t.Id) {
+	if f.hasID {
+		if !ledger.ValidID(f.id) {
 			return ledger.Request{}, badRequest("id must be 1-64 characters of A-Za-z0-9_.:-")
 		}
-		r.ID = *t.Id
+		r.ID = f.id
 	}
 	switch {
-	case t.Source == "" || t.Destination == "":
+	case f.source == "" || f.destination == "":
 		return ledger.Request{}, badRequest("source and destination are required")
-	case t.Amount == "":
+	case f.amount == "":
 		return ledger.Request{}, badRequest("amount is required")
 	case r.Amount.IsZero():
 		return ledger.Request{}, badRequest("amount must be greater than zero")
 	}
-	if t.Hold != nil {
-		to := t.Hold.TimeoutSeconds
-		if to < 0 || to > ledger.HoldTimeoutMax {
+	if f.hold {
+		if f.timeout < 0 || f.timeout > ledger.HoldTimeoutMax {
 			return ledger.Request{}, badRequest("hold.timeout_seconds must be 0 (never) to 315360000")
 		}
-		r.Hold, r.HoldTimeout = true, uint32(to)
+		r.Hold, r.HoldTimeout = true, uint32(f.timeout)
 	}
 	return ledger.Request{Op: ledger.OpTransfer, Transfer: r}, nil
 }

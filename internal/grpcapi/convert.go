@@ -108,11 +108,11 @@ func eventPB(e *events.Event) *tpwalletv1.Event {
 // transferFields are the fields of a CreateTransferRequest, from the message or from
 // the wire (wirein.go).
 type transferFields struct {
-	hasID                                                  bool // id set, even to ""
+	hasID                                                   bool // id set, even to ""
 	id, source, destination, amount, asset, kind, reference string
-	metadata                                               map[string]string
-	hold                                                   bool // a hold message, even empty
-	timeout                                                int64
+	metadata                                                map[string]string
+	hold                                                    bool // a hold message, even empty
+	timeout                                                 int64
 }
 
 // transferRequest checks a CreateTransferRequest as REST checks the body of POST

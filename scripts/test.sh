@@ -40,6 +40,7 @@ fuzz ./internal/httpapi FuzzDecodeAPIKeyRequest
 fuzz ./internal/httpapi FuzzQuery
 fuzz ./internal/store/pgstore FuzzCursors
 fuzz ./internal/events FuzzParseAfter
+fuzz ./internal/grpcapi FuzzDecodeTransfers
 fuzz ./client FuzzParseAmount
 echo "== TypeScript SDK: generated types, build, package, tests against the server"
 scripts/sdk-typescript.sh

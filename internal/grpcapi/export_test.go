@@ -58,3 +58,31 @@ func ReferenceAnswer(c *Chunk, g *Group, k int) *tpwalletv1.SubmitTransfersRespo
 	}
 	return msg
 }
+
+// DecodeTransfers is the transfer stream's decoder of its messages.
+func DecodeTransfers(b []byte) (*Chunk, error) { return decodeTransfers(b) }
+
+// ReferenceChunk is what decodeTransfers must make of msg: its transfers checked by
+// transferRequest, the same check as CreateTransfer's.
+func ReferenceChunk(msg *tpwalletv1.SubmitTransfersRequest) *Chunk {
+	n := len(msg.Transfers)
+	c := &chunk{n: n, weight: int64(max(n, 1))}
+	if n > ledger.BatchTransfersMax {
+		return c
+	}
+	c.reqs = make([]ledger.Request, 0, n)
+	for i, t := range msg.Transfers {
+		r, e := transferRequest(t)
+		if e != nil {
+			c.bad = append(c.bad, badItem{index: i, err: e})
+			continue
+		}
+		c.reqs = append(c.reqs, r)
+	}
+	return c
+}
+
+// ChunkParts lets a test compare chunks.
+func ChunkParts(c *Chunk) (n int, reqs []ledger.Request, bad []BadItem, weight int64) {
+	return c.n, c.reqs, c.bad, c.weight
+}

@@ -42,8 +42,9 @@ type group struct {
 
 // SubmitTransfers runs a transfer stream with three goroutines:
 //
-//   - receive reads messages, checks each transfer as CreateTransfer does, and queues the
-//     messages (at most streamPendingMax transfers wait);
+//   - receive reads messages (decoded by hand: wirein.go), checks each transfer as
+//     CreateTransfer does, and queues the messages (at most streamPendingMax transfers
+//     wait);
 //   - this one, the batcher, takes everything queued (up to one ledger batch of 8,190
 //     transfers) and submits it as one non-atomic command, one submission at a time, so
 //     the stream's transfers apply in the order they were sent and a stream that sends
@@ -81,8 +82,8 @@ func (s transfers) SubmitTransfers(stream tpwalletv1.TransferService_SubmitTrans
 func (s transfers) receive(ctx context.Context, stream tpwalletv1.TransferService_SubmitTransfersServer,
 	p *service.Principal, pending *semaphore.Weighted, in chan<- *chunk, recvErr chan<- error) {
 	for {
-		msg, err := stream.Recv()
-		if err != nil {
+		var m transferMessage // decoded by the codec (decodeTransfers)
+		if err := stream.RecvMsg(&m); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = nil
 			}
@@ -90,7 +91,7 @@ func (s transfers) receive(ctx context.Context, stream tpwalletv1.TransferServic
 			close(in)
 			return
 		}
-		c := s.check(msg, p)
+		c := s.admitChunk(m.c, p)
 		if err := pending.Acquire(ctx, c.weight); err != nil {
 			recvErr <- err
 			close(in)
@@ -103,35 +104,23 @@ func (s transfers) receive(ctx context.Context, stream tpwalletv1.TransferServic
 	}
 }
 
-// check turns a message into a chunk: its transfers checked, or all refused when the
-// message is too large or the API key is over its rate.
-func (s transfers) check(msg *tpwalletv1.SubmitTransfersRequest, p *service.Principal) *chunk {
-	n := len(msg.Transfers)
-	c := &chunk{n: n, weight: int64(max(n, 1))}
-	refuse := func(e *ledger.Error) *chunk {
-		c.weight = 1
-		c.bad = make([]badItem, n)
-		for i := range c.bad {
-			c.bad[i] = badItem{index: i, err: e}
-		}
+// admitChunk refuses every transfer of a message that is too large, or whose API key is
+// over its rate.
+func (s transfers) admitChunk(c *chunk, p *service.Principal) *chunk {
+	var e *ledger.Error
+	switch {
+	case c.n > ledger.BatchTransfersMax:
+		e = ledger.Errorf(ledger.CodeBatchTooLarge, "a message holds at most 8190 transfers")
+	case !s.limits.allow(p.KeyID):
+		e = ledger.Errorf(ledger.CodeRateLimited, "this API key sends more requests than it may; retry after a second")
+	default:
 		return c
 	}
-	switch {
-	case n > ledger.BatchTransfersMax:
-		return refuse(ledger.Errorf(ledger.CodeBatchTooLarge, "a message holds at most 8190 transfers"))
-	case !s.limits.allow(p.KeyID):
-		return refuse(ledger.Errorf(ledger.CodeRateLimited, "this API key sends more requests than it may; retry after a second"))
+	refused := &chunk{n: c.n, weight: 1, bad: make([]badItem, c.n)}
+	for i := range refused.bad {
+		refused.bad[i] = badItem{index: i, err: e}
 	}
-	c.reqs = make([]ledger.Request, 0, n)
-	for i, t := range msg.Transfers {
-		r, e := transferRequest(t)
-		if e != nil {
-			c.bad = append(c.bad, badItem{index: i, err: e})
-			continue
-		}
-		c.reqs = append(c.reqs, r)
-	}
-	return c
+	return refused
 }
 
 // batch submits what in brings, a group at a time, and hands each answered group to send.

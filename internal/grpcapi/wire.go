@@ -20,7 +20,8 @@ import (
 // transport frees once it is written.
 type wireMessage struct{ buf mem.Buffer }
 
-// codec is the proto codec, except that it sends a *wireMessage as it is.
+// codec is the proto codec, except that it sends a *wireMessage as it is and decodes a
+// *transferMessage by hand.
 type codec struct{ proto encoding.CodecV2 }
 
 func newCodec() codec { return codec{proto: encoding.GetCodecV2("proto")} }
@@ -34,7 +35,23 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	return c.proto.Marshal(v)
 }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+// Unmarshal decodes a transfer stream's message with decodeTransfers, and everything else
+// as the proto codec does.
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*transferMessage)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free() // decodeTransfers copies what it keeps
+	var err error
+	m.c, err = decodeTransfers(buf.ReadOnlyData())
+	return err
+}
+
+// transferMessage is what a transfer stream receives its messages into: the codec
+// decodes a SubmitTransfersRequest straight into a chunk.
+type transferMessage struct{ c *chunk }
 
 // newWireMessage copies b into a pooled buffer.
 func newWireMessage(b []byte) *wireMessage {

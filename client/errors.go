@@ -44,6 +44,8 @@ const (
 	CodeOverloaded           Code = "overloaded"
 	CodeNotLeader            Code = "not_leader"
 	CodeUnavailable          Code = "unavailable"
+	CodeWebhookNotFound      Code = "webhook_not_found"
+	CodeWebhookURLForbidden  Code = "webhook_url_forbidden"
 )
 
 // A sentinel for every code, so that callers branch with errors.Is:
@@ -84,6 +86,8 @@ var (
 	ErrOverloaded           = sentinel(CodeOverloaded)
 	ErrNotLeader            = sentinel(CodeNotLeader)
 	ErrUnavailable          = sentinel(CodeUnavailable)
+	ErrWebhookNotFound      = sentinel(CodeWebhookNotFound)
+	ErrWebhookURLForbidden  = sentinel(CodeWebhookURLForbidden)
 )
 
 // codeError is the type of the sentinels: it knows its code, so CodeOf works on them too.

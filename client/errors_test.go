@@ -45,6 +45,8 @@ var sentinels = map[client.Code]error{
 	client.CodeOverloaded:           client.ErrOverloaded,
 	client.CodeNotLeader:            client.ErrNotLeader,
 	client.CodeUnavailable:          client.ErrUnavailable,
+	client.CodeWebhookNotFound:      client.ErrWebhookNotFound,
+	client.CodeWebhookURLForbidden:  client.ErrWebhookURLForbidden,
 }
 
 // TestEveryCodeHasASentinel: the codes of openapi.yaml's Code enum (which the server's

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/ledger"
 	"github.com/tpwallet/tpwallet/internal/pgtest"
+	"github.com/tpwallet/tpwallet/internal/store/pgstore"
 )
 
 // freshDatabase creates an empty database on the local PostgreSQL and drops it after the
@@ -98,7 +100,8 @@ func TestMigrate(t *testing.T) {
 	url := freshDatabase(t)
 	for i := 0; i < 2; i++ { // a second run finds nothing to do
 		out, err := exec.Command(binPath, "migrate", "--store", url).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "schema at version 4") {
+		want := fmt.Sprintf("schema at version %d", pgstore.LatestSchema())
+		if err != nil || pgstore.LatestSchema() < 5 || !strings.Contains(string(out), want) {
 			t.Fatalf("migrate run %d: %v\n%s", i+1, err, out)
 		}
 	}

@@ -73,6 +73,9 @@ type Follower struct {
 	// Poll is how long the follower waits for new records without word from the hub
 	// (default 200 ms).
 	Poll time.Duration
+	// SaveEvery is how often the cursor is saved while events flow (default 100 ms); it
+	// is saved too whenever the follower catches up and when it stops.
+	SaveEvery time.Duration
 	// MinBackoff and MaxBackoff bound the wait before retrying after an error (defaults
 	// 100 ms and 30 s); it doubles from one to the other, with jitter.
 	MinBackoff, MaxBackoff time.Duration
@@ -107,6 +110,9 @@ func (f *Follower) defaults() {
 	}
 	if f.Poll <= 0 {
 		f.Poll = 200 * time.Millisecond
+	}
+	if f.SaveEvery <= 0 {
+		f.SaveEvery = 100 * time.Millisecond
 	}
 	if f.MinBackoff <= 0 {
 		f.MinBackoff = 100 * time.Millisecond
@@ -181,17 +187,44 @@ func (f *Follower) setErr(err error) {
 
 // Run delivers events until ctx is done, then returns ctx's error. Errors on the way
 // (store unreachable, sink failing) are retried with backoff, logged and counted in Status.
+//
+// The cursor is saved at most every SaveEvery while events flow, whenever the follower
+// catches up, and when it stops: after a crash, what was delivered since the last save
+// comes again (at least once).
 func (f *Follower) Run(ctx context.Context) error {
 	f.defaults()
 	f.mu.Lock()
 	f.st.Running = true
 	f.mu.Unlock()
+	var p Position
+	var saved time.Time // when the cursor was last saved
+	dirty := false      // p is ahead of the saved cursor
+	save := func(ctx context.Context) {
+		if !dirty {
+			return
+		}
+		if err := f.Meta.WriteMeta(ctx, CursorOp(f.Name, p, f.Now())); err != nil {
+			if ctx.Err() == nil {
+				f.setErr(fmt.Errorf("save cursor: %w", err))
+				f.Logger.Warn("follower: save cursor failed; retrying", "follower", f.Name, "err", err)
+			}
+			return
+		}
+		dirty, saved = false, time.Now()
+	}
 	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		f.mu.Lock()
+		seeking := f.seekTo != nil
+		f.mu.Unlock()
+		if !seeking {
+			save(sctx)
+		}
 		f.mu.Lock()
 		f.st.Running = false
 		f.mu.Unlock()
 	}()
-	var p Position
 	backoff := time.Duration(0)
 	failed := func(what string, err error) {
 		if ctx.Err() != nil {
@@ -202,6 +235,18 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.Logger.Warn("follower: "+what+" failed; retrying", "follower", f.Name, "err", err, "retry_in", backoff)
 		f.sleep(ctx, jitter(backoff))
 	}
+	// delivered moves p past n more delivered events, unless a Seek came meanwhile.
+	delivered := func(to Position, n int) {
+		f.mu.Lock()
+		f.st.Delivered += uint64(n)
+		if f.seekTo == nil {
+			p, f.st.Position, dirty = to, to, true
+		}
+		f.mu.Unlock()
+		if time.Since(saved) >= f.SaveEvery {
+			save(ctx)
+		}
+	}
 	loaded := false
 	for ctx.Err() == nil {
 		if !loaded {
@@ -210,14 +255,14 @@ func (f *Follower) Run(ctx context.Context) error {
 				failed("load cursor", err)
 				continue
 			}
-			loaded = true
+			loaded, saved = true, time.Now()
 			f.mu.Lock()
 			f.st.Position = p
 			f.mu.Unlock()
 		}
 		f.mu.Lock()
-		if f.seekTo != nil {
-			p, f.seekTo = *f.seekTo, nil
+		if f.seekTo != nil { // Seek saved it
+			p, f.seekTo, dirty = *f.seekTo, nil, false
 		}
 		f.mu.Unlock()
 		evs, next, first, err := Read(ctx, f.Source, p, f.Batch, f.Filter)
@@ -229,6 +274,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.st.pendingTime = first
 		f.mu.Unlock()
 		if next == p { // caught up
+			save(ctx)
 			if err := Wait(ctx, f.Hub, p.Seq-1, f.Poll); err != nil {
 				break
 			}
@@ -238,65 +284,24 @@ func (f *Follower) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		done := len(evs)
-		if done > 0 {
+		if len(evs) > 0 {
 			n, err := f.Sink.Deliver(ctx, evs)
 			n = min(max(n, 0), len(evs))
 			if n < len(evs) {
 				if n > 0 {
-					f.advance(ctx, Next(evs[n-1].Seq, evs[n-1].Index), n)
+					delivered(Next(evs[n-1].Seq, evs[n-1].Index), n)
 				}
 				if err == nil {
 					err = errors.New("sink delivered only part of the batch")
 				}
-				p, _ = f.position()
 				failed("deliver", err)
 				continue
 			}
 		}
-		if !f.advance(ctx, next, done) {
-			failed("save cursor", errors.New(f.lastError()))
-			p, _ = f.position()
-			continue
-		}
-		p, backoff = next, 0
+		delivered(next, len(evs))
+		backoff = 0
 	}
 	return ctx.Err()
-}
-
-// advance saves p as the cursor after n more events were delivered. A Seek meanwhile wins.
-func (f *Follower) advance(ctx context.Context, p Position, n int) bool {
-	f.mu.Lock()
-	f.st.Delivered += uint64(n)
-	seeking := f.seekTo != nil
-	f.mu.Unlock()
-	if seeking {
-		return true
-	}
-	if err := f.Meta.WriteMeta(ctx, CursorOp(f.Name, p, f.Now())); err != nil {
-		f.mu.Lock()
-		f.st.LastError = err.Error()
-		f.mu.Unlock()
-		return false
-	}
-	f.mu.Lock()
-	if f.seekTo == nil {
-		f.st.Position = p
-	}
-	f.mu.Unlock()
-	return true
-}
-
-func (f *Follower) position() (Position, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.st.Position, f.st.Running
-}
-
-func (f *Follower) lastError() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.st.LastError
 }
 
 func (f *Follower) sleep(ctx context.Context, d time.Duration) {

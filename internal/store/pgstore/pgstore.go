@@ -255,3 +255,12 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 // round trip, per-statement work and the WAL flush — so the engine commits a batch before it
 // applies the next, and each batch takes everything that queued meanwhile.
 func (s *Store) LargeBatches() bool { return true }
+
+// LatestSchema is the schema version this build migrates a database to.
+func LatestSchema() int {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}

@@ -470,8 +470,157 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the webhook endpoints (admin), ordered by id, with how delivery stands. */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Register a webhook endpoint (admin).
+         * @description The endpoint gets every event committed from now on whose type is in `event_types`
+         *     (all types when it is empty or absent), one signed POST per event, in journal order
+         *     (docs/webhooks.md); `POST /v1/webhooks/{id}/replay` sends older ones. The `secret`
+         *     that signs them is in this answer only.
+         *
+         *     `url` must be absolute `http` or `https` with a host and no user information or
+         *     fragment. Its host must be a public address: a loopback, private, link-local, CGNAT,
+         *     multicast or other non-public IP, or a name that resolves only to such addresses, is
+         *     `422 webhook_url_forbidden` (unless the server runs with `--webhook-allow-private`);
+         *     every connection is checked again when it is made. An unknown event type is
+         *     `400 invalid_request`; so is a server that has 100 endpoints already.
+         *
+         *     Like API keys, endpoints are configuration kept beside the ledger: an
+         *     `Idempotency-Key` is not applied, so a retried create may register a second endpoint
+         *     (list and delete it).
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A webhook endpoint (admin) with how delivery stands, or `404 webhook_not_found`. */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook endpoint (admin).
+         * @description Delivery stops at once (an attempt in flight is cut off), also across restarts; the endpoint's delivery log and dead letters go with it.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The endpoint's delivery log (admin), newest first.
+         * @description One entry per attempt; the newest 1,000 are kept.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The events the endpoint gave up on after their retry window (admin), newest first.
+         * @description The newest 10,000 are kept. `POST /v1/webhooks/{id}/replay` from a dead letter's `journal_seq` sends it (and what follows it) again.
+         */
+        get: operations["listWebhookDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver again from a journal record (admin).
+         * @description The endpoint goes back (or forward) to the first event of journal record `from_seq`, 1 to the journal's head + 1, and delivers from there in order; the events keep their ids, so receivers that deduplicate by `webhook-id` see them once. The event being retried, if any, is dropped and the next attempt is made at once.
+         */
+        post: operations["replayWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What tpwallet POSTs to a registered endpoint, once per event.
+         * @description The body is one event as `GET /v1/events` serves it (a CloudEvents 1.0 event in
+         *     structured JSON mode), signed as Standard Webhooks: `webhook-signature` is `v1,` and
+         *     the base64 HMAC-SHA256, keyed with the base64-decoded part of the endpoint's secret
+         *     after `whsec_`, of `<webhook-id>.<webhook-timestamp>.<body>`. Verify it on the raw
+         *     body before parsing it (Go: package `github.com/tpwallet/tpwallet/client/webhook`;
+         *     docs/webhooks.md has Python and Node), and refuse timestamps more than a few minutes
+         *     from now.
+         *
+         *     Delivery is at least once and in journal order per endpoint: a retry, a replay or a
+         *     restart may send an event again, with the same `webhook-id`; drop the copies. Answer
+         *     2xx quickly (within 10 s): anything else, a redirect or no answer is retried with
+         *     exponential backoff (5 s doubling to 1 h, with jitter) for 24 h, then the event goes
+         *     to the endpoint's dead letters and the next one follows.
+         */
+        post: operations["webhookEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /**
@@ -763,7 +912,7 @@ export interface components {
          * @description The stable, machine-readable reason of a problem. Codes are added, never renamed. docs/api-errors.md lists each with its status.
          * @enum {string}
          */
-        Code: "invalid_request" | "batch_too_large" | "unauthenticated" | "forbidden" | "not_found" | "account_not_found" | "transfer_not_found" | "method_not_allowed" | "account_exists" | "asset_exists" | "transfer_exists" | "transfer_not_pending" | "hold_expired" | "idempotency_in_flight" | "request_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "asset_unknown" | "account_frozen" | "account_closed" | "insufficient_funds" | "asset_mismatch" | "same_account" | "amount_overflow" | "amount_exceeds_hold" | "batch_failed" | "rate_limited" | "internal" | "overloaded" | "not_leader" | "unavailable";
+        Code: "invalid_request" | "batch_too_large" | "unauthenticated" | "forbidden" | "not_found" | "account_not_found" | "transfer_not_found" | "webhook_not_found" | "method_not_allowed" | "account_exists" | "asset_exists" | "transfer_exists" | "transfer_not_pending" | "hold_expired" | "idempotency_in_flight" | "request_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "asset_unknown" | "account_frozen" | "account_closed" | "insufficient_funds" | "asset_mismatch" | "same_account" | "amount_overflow" | "amount_exceeds_hold" | "batch_failed" | "webhook_url_forbidden" | "rate_limited" | "internal" | "overloaded" | "not_leader" | "unavailable";
         /** @description An RFC 9457 problem (application/problem+json). */
         Problem: {
             /** Format: uri */
@@ -781,6 +930,123 @@ export interface components {
             role?: "leader" | "standby";
             /** @description `not_leader` only: the address (URL) of the leader, when known; send writes there. */
             leader?: string;
+        };
+        /**
+         * @description An event type (docs/webhooks.md, Payload).
+         * @enum {string}
+         */
+        EventType: "transfer.pending" | "transfer.posted" | "transfer.partially_posted" | "transfer.increased" | "transfer.voided" | "transfer.expired" | "account.created" | "account.frozen" | "account.unfrozen" | "asset.created";
+        WebhookID: string;
+        WebhookCreate: {
+            /** @description Absolute http or https URL with a public host (at most 2,048 bytes). */
+            url: string;
+            /** @description The types to deliver; empty or absent for every type. */
+            event_types?: components["schemas"]["EventType"][];
+            /** @description For people; at most 512 bytes. */
+            description?: string;
+        };
+        Webhook: {
+            id: components["schemas"]["WebhookID"];
+            url: string;
+            /** @description The types delivered; empty for every type. */
+            event_types: components["schemas"]["EventType"][];
+            description: string;
+            created_at: components["schemas"]["Timestamp"];
+            status: components["schemas"]["WebhookStatus"];
+        };
+        /** @description A new endpoint, with its signing secret (shown this once). */
+        WebhookCreated: {
+            id: components["schemas"]["WebhookID"];
+            url: string;
+            event_types: components["schemas"]["EventType"][];
+            description: string;
+            /** @description `whsec_` and the base64 of 32 random bytes: the HMAC key of the signatures is the decoded part. */
+            secret: string;
+            created_at: components["schemas"]["Timestamp"];
+            status: components["schemas"]["WebhookStatus"];
+        };
+        /** @description How delivery to the endpoint stands. */
+        WebhookStatus: {
+            /** @description This instance delivers to the endpoint (it leads); false on a standby. */
+            running: boolean;
+            /** @description The next event to deliver, change `index` of journal record `seq`. */
+            position: {
+                seq: number;
+                index: number;
+            };
+            /** @description Journal records at or after `position`. */
+            lag_records: number;
+            /** @description How old the record at `position` is; 0 when caught up. */
+            lag_seconds: number;
+            /** @description Events delivered since this instance started. */
+            delivered: number;
+            /**
+             * @description `open` after 5 failures in a row: then one attempt is made per backoff interval, until one succeeds and closes it.
+             * @enum {string}
+             */
+            breaker: "closed" | "open";
+            consecutive_failures: number;
+            /** @description When the breaker opened; null while closed. */
+            opened_at: components["schemas"]["Timestamp"] | null;
+            /** @description When the next attempt is due; null when none waits. */
+            next_attempt_at: components["schemas"]["Timestamp"] | null;
+            /** @description The event being retried; null when none. */
+            retrying_event_id: string | null;
+            /** @description Attempts at `retrying_event_id` so far. */
+            attempts: number;
+            /** @description Why the latest failed attempt failed (the endpoint may have recovered since); null when none failed since this instance started. */
+            last_error: string | null;
+            last_error_at: components["schemas"]["Timestamp"] | null;
+            /** @description The latest delivery since this instance started; null before any. */
+            last_success_at: components["schemas"]["Timestamp"] | null;
+        };
+        WebhookPage: {
+            items: components["schemas"]["Webhook"][];
+            next_cursor: string;
+        };
+        /** @description One attempt to deliver an event. */
+        WebhookDelivery: {
+            event_id: string;
+            event_type: components["schemas"]["EventType"];
+            /** @description 1 for the first attempt at the event. */
+            attempt: number;
+            /**
+             * @description `delivered` (2xx), `retrying` (tried again at `next_attempt_at`) or `dead_lettered` (failed, and the retry window had passed).
+             * @enum {string}
+             */
+            outcome: "delivered" | "retrying" | "dead_lettered";
+            /** @description The HTTP status answered; null when there was no answer. */
+            status: number | null;
+            /** @description Why it failed; null when delivered. */
+            error: string | null;
+            time: components["schemas"]["Timestamp"];
+            duration_ms: number;
+            next_attempt_at: components["schemas"]["Timestamp"] | null;
+        };
+        WebhookDeliveryPage: {
+            items: components["schemas"]["WebhookDelivery"][];
+            next_cursor: string;
+        };
+        /** @description An event given up on after its retry window. */
+        WebhookDeadLetter: {
+            event_id: string;
+            event_type: components["schemas"]["EventType"];
+            journal_seq: number;
+            journal_index: number;
+            attempts: number;
+            first_attempt_at: components["schemas"]["Timestamp"];
+            dead_lettered_at: components["schemas"]["Timestamp"];
+            /** @description The last attempt's HTTP status; null when there was no answer. */
+            last_status: number | null;
+            last_error: string;
+        };
+        WebhookDeadLetterPage: {
+            items: components["schemas"]["WebhookDeadLetter"][];
+            next_cursor: string;
+        };
+        WebhookReplay: {
+            /** @description The journal record to deliver from, 1 to the head's seq + 1. */
+            from_seq: number;
         };
     };
     responses: {
@@ -849,6 +1115,16 @@ export interface components {
         };
         /** @description `not_found`, `account_not_found` or `transfer_not_found`. */
         NotFound: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `webhook_not_found`: no webhook endpoint with that id. */
+        WebhookNotFound: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 [name: string]: unknown;
@@ -946,6 +1222,8 @@ export interface components {
         AccountID: components["schemas"]["ID"];
         TransferID: components["schemas"]["ID"];
         APIKeyID: string;
+        /** @description `wh_` and 16 hex digits; any other is `404 webhook_not_found`. */
+        WebhookID: string;
         /** @description Page size, 1 to 1000 (default 50); anything else is `400 invalid_request`. */
         Limit: number;
         /** @description The `next_cursor` of the page before (opaque); one the server did not make is `400 invalid_request`. */
@@ -1853,6 +2131,280 @@ export interface operations {
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 1000 (default 50); anything else is `400 invalid_request`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the page before (opaque); one the server did not make is `400 invalid_request`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of endpoints, without their secrets. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Registered; `secret` is shown this once. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `webhook_url_forbidden`: the URL's host is not a public address. */
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `wh_` and 16 hex digits; any other is `404 webhook_not_found`. */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint, without its secret. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `wh_` and 16 hex digits; any other is `404 webhook_not_found`. */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 1000 (default 50); anything else is `400 invalid_request`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the page before (opaque); one the server did not make is `400 invalid_request`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description `wh_` and 16 hex digits; any other is `404 webhook_not_found`. */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of attempts. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhookDeadLetters: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 1000 (default 50); anything else is `400 invalid_request`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the page before (opaque); one the server did not make is `400 invalid_request`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description `wh_` and 16 hex digits; any other is `404 webhook_not_found`. */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of dead letters. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeadLetterPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    replayWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `wh_` and 16 hex digits; any other is `404 webhook_not_found`. */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookReplay"];
+            };
+        };
+        responses: {
+            /** @description Accepted; delivery goes on from `from_seq`. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: components["schemas"]["WebhookID"];
+                        from_seq: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["WebhookNotFound"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    webhookEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id, `<seq>-<index>`, the same on every retry. */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64>`; several may follow one another, separated by spaces. */
+                "webhook-signature": string;
+                "User-Agent": "tpwallet-webhooks/1";
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Event"];
+            };
+        };
+        responses: {
+            /** @description Delivered. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not delivered; the event is retried. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
 }

@@ -10,6 +10,8 @@ go vet ./...
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
+echo "== protobuf: lint, and the committed generated code is what proto/ generates"
+scripts/proto.sh --check
 echo "== go test -race (whole-state invariants on)"
 go test -race -count=1 -timeout 20m ./...
 echo "== go test (production build: invariants off)"
@@ -38,6 +40,7 @@ fuzz ./internal/httpapi FuzzDecodeAPIKeyRequest
 fuzz ./internal/httpapi FuzzQuery
 fuzz ./internal/store/pgstore FuzzCursors
 fuzz ./internal/events FuzzParseAfter
+fuzz ./internal/grpcapi FuzzDecodeTransfers
 fuzz ./client FuzzParseAmount
 echo "== TypeScript SDK: generated types, build, package, tests against the server"
 scripts/sdk-typescript.sh

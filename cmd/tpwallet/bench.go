@@ -38,6 +38,8 @@ type benchConfig struct {
 	JSON      bool
 	Profile   string
 	NoMetrics bool
+	Transport string // rest or grpc
+	Window    int    // grpc: messages each stream has unanswered
 }
 
 // benchResult is what `tpwallet bench --json` prints: a contract for scripts.
@@ -60,13 +62,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("tpwallet bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c benchConfig
-	fs.StringVar(&c.URL, "url", envOr("TPWALLET_BENCH_URL", ""), "server to drive; empty starts one in-process on a temporary data directory (env TPWALLET_BENCH_URL)")
+	fs.StringVar(&c.URL, "url", envOr("TPWALLET_BENCH_URL", ""), "server to drive (for --transport grpc its gRPC host:port); empty starts one in-process on a temporary data directory (env TPWALLET_BENCH_URL)")
+	fs.StringVar(&c.Transport, "transport", envOr("TPWALLET_BENCH_TRANSPORT", "rest"), "rest, or grpc: --clients SubmitTransfers streams of --batch-size transfers a message, p2p or p2m (env TPWALLET_BENCH_TRANSPORT)")
+	fs.IntVar(&c.Window, "window", envInt("TPWALLET_BENCH_WINDOW", 8), "--transport grpc: messages each stream sends ahead of their answers (env TPWALLET_BENCH_WINDOW)")
 	fs.StringVar(&c.Key, "key", envOr("TPWALLET_BENCH_KEY", ""), "API key with write scope for --url; prefer the env TPWALLET_BENCH_KEY, which ps does not show")
 	fs.StringVar(&c.Workload, "workload", envOr("TPWALLET_BENCH_WORKLOAD", "p2p"), "p2p, p2m, batch or hold (env TPWALLET_BENCH_WORKLOAD)")
 	fs.IntVar(&c.Accounts, "accounts", envInt("TPWALLET_BENCH_ACCOUNTS", 10000), "accounts to create and fund (env TPWALLET_BENCH_ACCOUNTS)")
 	fs.IntVar(&c.Clients, "clients", envInt("TPWALLET_BENCH_CLIENTS", 32), "concurrent clients (env TPWALLET_BENCH_CLIENTS)")
 	fs.DurationVar(&c.Duration, "duration", envDuration("TPWALLET_BENCH_DURATION", 10*time.Second), "how long to run (env TPWALLET_BENCH_DURATION)")
-	fs.IntVar(&c.BatchSize, "batch-size", envInt("TPWALLET_BENCH_BATCH_SIZE", 1000), "transfers per request of the batch workload (env TPWALLET_BENCH_BATCH_SIZE)")
+	fs.IntVar(&c.BatchSize, "batch-size", envInt("TPWALLET_BENCH_BATCH_SIZE", 1000), "transfers per request of the batch workload, or per stream message with --transport grpc (env TPWALLET_BENCH_BATCH_SIZE)")
 	fs.BoolVar(&c.JSON, "json", envBool("TPWALLET_BENCH_JSON"), "print one JSON object instead of the table (env TPWALLET_BENCH_JSON)")
 	fs.BoolVar(&c.NoMetrics, "no-metrics", envBool("TPWALLET_BENCH_NO_METRICS"), "in-process server without Prometheus metrics, to measure what they cost (env TPWALLET_BENCH_NO_METRICS)")
 	fs.StringVar(&c.Profile, "cpuprofile", envOr("TPWALLET_BENCH_CPUPROFILE", ""), "write a CPU profile of the run (load generator and in-process server) to this file (env TPWALLET_BENCH_CPUPROFILE)")
@@ -83,14 +87,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("bench: need --accounts ≥ 2, --clients ≥ 1, --duration > 0 and --batch-size 1-8190")
 	case c.URL != "" && c.Key == "":
 		return errors.New("bench: --url needs an API key (--key or TPWALLET_BENCH_KEY)")
+	case c.Transport != "rest" && c.Transport != "grpc":
+		return fmt.Errorf("bench: unknown transport %q: use rest or grpc", c.Transport)
+	case c.Transport == "grpc" && c.Workload != "p2p" && c.Workload != "p2m":
+		return errors.New("bench: --transport grpc runs the p2p or p2m workload over SubmitTransfers streams")
+	case c.Window < 1:
+		return errors.New("bench: need --window ≥ 1")
 	}
 	if c.URL == "" {
-		stop, url, key, err := startInProcess(ctx, !c.NoMetrics)
+		stop, url, grpcAddr, key, err := startInProcess(ctx, !c.NoMetrics)
 		if err != nil {
 			return err
 		}
 		defer stop()
 		c.URL, c.Key = url, key
+		if c.Transport == "grpc" {
+			c.URL = grpcAddr
+		}
 	}
 	if c.Profile != "" {
 		f, err := os.Create(c.Profile)
@@ -103,7 +116,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := bench(ctx, c, stderr)
+	run := bench
+	if c.Transport == "grpc" {
+		run = benchGRPC
+	}
+	res, err := run(ctx, c, stderr)
 	if err != nil {
 		return err
 	}
@@ -129,11 +146,11 @@ func envInt(name string, def int) int {
 }
 
 // startInProcess serves a fresh temporary data directory, fsync on, through the same code
-// path as `tpwallet serve`.
-func startInProcess(ctx context.Context, withMetrics bool) (stop func(), url, key string, err error) {
+// path as `tpwallet serve`: REST at url, gRPC at grpcAddr.
+func startInProcess(ctx context.Context, withMetrics bool) (stop func(), url, grpcAddr, key string, err error) {
 	dir, err := os.MkdirTemp("", "tpwallet-bench-")
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", "", err
 	}
 	log := slog.New(slog.DiscardHandler)
 	var m *metrics.Metrics // as serve has them, unless measuring their cost
@@ -144,37 +161,46 @@ func startInProcess(ctx context.Context, withMetrics bool) (stop func(), url, ke
 	stopTracing, err := startTracing(ctx, log)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", "", err
+		return nil, "", "", "", err
 	}
 	app, err := openApp(ctx, "", dir, 24*time.Hour, log, m)
 	if err != nil {
 		stopTracing()
 		os.RemoveAll(dir)
-		return nil, "", "", err
+		return nil, "", "", "", err
 	}
 	key = "tpw_bench_" + strconv.FormatInt(time.Now().UnixNano(), 36) + "_local"
 	if _, err := app.svc.EnsureAdminKey(ctx, key); err != nil {
 		app.close()
 		stopTracing()
 		os.RemoveAll(dir)
-		return nil, "", "", err
+		return nil, "", "", "", err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		app.close()
 		stopTracing()
 		os.RemoveAll(dir)
-		return nil, "", "", err
+		return nil, "", "", "", err
 	}
 	srv := &http.Server{Handler: httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI, Metrics: m}),
 		ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	return func() {
-		srv.Shutdown(context.Background())
+	grpcAddr, stopGRPC, err := startGRPC(&serveConfig{GRPCAddr: "127.0.0.1:0"}, app, log)
+	if err != nil {
+		srv.Close()
 		app.close()
 		stopTracing()
 		os.RemoveAll(dir)
-	}, "http://" + ln.Addr().String(), key, nil
+		return nil, "", "", "", err
+	}
+	return func() {
+		srv.Shutdown(context.Background())
+		stopGRPC(context.Background())
+		app.close()
+		stopTracing()
+		os.RemoveAll(dir)
+	}, "http://" + ln.Addr().String(), grpcAddr, key, nil
 }
 
 // tally is what the bench expects each account's posted balance to have moved by.

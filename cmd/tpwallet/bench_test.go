@@ -13,11 +13,16 @@ import (
 // TestBenchJSON runs `tpwallet bench --json` at small size for every workload, in-process,
 // and checks its one JSON object: the contract's fields, sane values, balances_ok.
 func TestBenchJSON(t *testing.T) {
-	for _, w := range []string{"p2p", "p2m", "batch", "hold"} {
+	for _, w := range []string{"p2p", "p2m", "batch", "hold", "grpc-p2p", "grpc-p2m"} {
 		t.Run(w, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			code := Main(t.Context(), []string{"bench", "--workload", w, "--accounts", "20", "--clients", "4",
-				"--duration", "300ms", "--batch-size", "10", "--json"}, &out, &errOut)
+			args := []string{"bench", "--workload", w, "--accounts", "20", "--clients", "4",
+				"--duration", "300ms", "--batch-size", "10", "--json"}
+			if grpcW, ok := strings.CutPrefix(w, "grpc-"); ok {
+				args[2], w = grpcW, grpcW
+				args = append(args, "--transport", "grpc")
+			}
+			code := Main(t.Context(), args, &out, &errOut)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
 			}
@@ -55,7 +60,7 @@ func TestBenchJSON(t *testing.T) {
 // transfer must be reported as a mismatch.
 func TestBenchCatchesWrongTally(t *testing.T) {
 	ctx := context.Background()
-	stop, url, key, err := startInProcess(ctx, true)
+	stop, url, _, key, err := startInProcess(ctx, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +101,9 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"bench", "--accounts", "1"},
 		{"bench", "--batch-size", "9000"},
 		{"bench", "--url", "http://127.0.0.1:1"},
+		{"bench", "--transport", "carrier-pigeon"},
+		{"bench", "--transport", "grpc", "--workload", "batch"},
+		{"bench", "--transport", "grpc", "--window", "0"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := Main(t.Context(), args, &out, &errOut); code == 0 {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,8 @@ type serveConfig struct {
 	RateBurst   int
 	// AdminAddr, when set, serves /metrics and pprof there instead of /metrics on Addr.
 	AdminAddr string
+	// GRPCAddr, when set, serves the gRPC API there (grpc.go).
+	GRPCAddr string
 	// PostgreSQL only: the leader lease.
 	NodeID    string
 	Advertise string
@@ -75,6 +78,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"a keep-alive connection idle this long is closed (env TPWALLET_IDLE_TIMEOUT)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", envOr("TPWALLET_ADMIN_ADDR", ""),
 		"serve /metrics and /debug/pprof/ on this address only (keep it private); unset: /metrics on --addr, no pprof (env TPWALLET_ADMIN_ADDR)")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", envOr("TPWALLET_GRPC_ADDR", ""),
+		"serve the gRPC API (docs/grpc.md) on this address, e.g. 127.0.0.1:9090; unset: no gRPC (env TPWALLET_GRPC_ADDR)")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", envInt("TPWALLET_MAX_INFLIGHT", 4096),
 		"/v1 requests served at once; more are answered 503 overloaded (0: no bound) (env TPWALLET_MAX_INFLIGHT)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", envFloat("TPWALLET_RATE_LIMIT", 0),
@@ -238,6 +243,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	_, stopGRPC, err := startGRPC(&c, app, log)
+	if err != nil {
+		return err
+	}
+	defer stopGRPC(context.Background())
 	go app.sweep(ctx, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -250,9 +260,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("shutting down: finishing requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownWait)
 	defer cancel()
+	var grpcStopped sync.WaitGroup
+	grpcStopped.Go(func() { stopGRPC(sctx) })
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
+	grpcStopped.Wait()
 	stopOutlets()
 	if err := app.close(); err != nil {
 		return err

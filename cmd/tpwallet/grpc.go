@@ -8,12 +8,13 @@ import (
 	"sync"
 
 	"github.com/tpwallet/tpwallet/internal/grpcapi"
+	"github.com/tpwallet/tpwallet/internal/limits"
 )
 
-// startGRPC serves the gRPC API (docs/grpc.md) on c.GRPCAddr, when set, with REST's
-// limits, and returns the address it listens on. stop stops it gracefully within ctx
+// startGRPC serves the gRPC API (docs/grpc.md) on c.GRPCAddr, when set, under lim (REST's
+// limits too: one in-flight bound and one rate per key across both), and returns the address it listens on. stop stops it gracefully within ctx
 // (streams end, unary calls finish); it may be called more than once.
-func startGRPC(c *serveConfig, a *app, log *slog.Logger) (addr string, stop func(ctx context.Context), err error) {
+func startGRPC(c *serveConfig, a *app, lim *limits.Limits, log *slog.Logger) (addr string, stop func(ctx context.Context), err error) {
 	if c.GRPCAddr == "" {
 		return "", func(context.Context) {}, nil
 	}
@@ -21,8 +22,8 @@ func startGRPC(c *serveConfig, a *app, log *slog.Logger) (addr string, stop func
 	if err != nil {
 		return "", nil, fmt.Errorf("--grpc-addr: %w", err)
 	}
-	srv := grpcapi.New(a.svc, grpcapi.Options{Logger: log, MaxInFlight: c.MaxInFlight,
-		RateLimit: c.RateLimit, RateBurst: c.RateBurst, IdleTimeout: c.IdleTimeout, Hub: a.hub})
+	srv := grpcapi.New(a.svc, grpcapi.Options{Logger: log, Limits: lim,
+		IdleTimeout: c.IdleTimeout, Hub: a.hub})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -23,6 +23,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/ha"
 	"github.com/tpwallet/tpwallet/internal/httpapi"
+	"github.com/tpwallet/tpwallet/internal/limits"
 	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
 	"github.com/tpwallet/tpwallet/internal/store"
@@ -213,8 +214,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer hooks.Close()
-	api := httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI,
-		MaxInFlight: c.MaxInFlight, RateLimit: c.RateLimit, RateBurst: c.RateBurst,
+	// One in-flight bound and one bucket per API key for REST and gRPC together.
+	lim := limits.New(c.MaxInFlight, c.RateLimit, c.RateBurst)
+	api := httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI, Limits: lim,
 		Metrics: m, MetricsHandler: metricsOnMain, Hub: app.hub, Followers: app.followers, Webhooks: hooks})
 	env := &outletEnv{Followers: app.followers, Hub: app.hub, Source: app.svc.Store(), Meta: app.meta,
 		API: api, Service: app.svc, Logger: log, Metrics: m}
@@ -243,7 +245,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	_, stopGRPC, err := startGRPC(&c, app, log)
+	_, stopGRPC, err := startGRPC(&c, app, lim, log)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/limits"
 	"github.com/tpwallet/tpwallet/internal/service"
 	tpwalletv1 "github.com/tpwallet/tpwallet/proto/tpwallet/v1"
 )
@@ -60,6 +61,9 @@ type Options struct {
 	// send (0: no limit), with bursts of RateBurst (default: one second's worth).
 	RateLimit float64
 	RateBurst int
+	// Limits, when set, is used instead of MaxInFlight, RateLimit and RateBurst: serve
+	// shares one between REST and gRPC, so that the bounds hold across both.
+	Limits *limits.Limits
 	// IdleTimeout closes connections without RPCs for this long (0: never).
 	IdleTimeout time.Duration
 	// Hub tells StreamEvents of new commits at once (nil: it polls the store).
@@ -70,7 +74,7 @@ type Options struct {
 type Server struct {
 	svc     *service.Service
 	log     *slog.Logger
-	limits  *limits
+	limits  *limits.Limits
 	hub     *events.Hub
 	grpc    *grpc.Server
 	health  *healthService
@@ -99,7 +103,7 @@ func New(svc *service.Service, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, log: o.Logger, limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst),
+	s := &Server{svc: svc, log: o.Logger, limits: o.limiter(),
 		hub: o.Hub, methods: methodTable()}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(
@@ -213,18 +217,18 @@ func (s *Server) admit(ctx context.Context, fullMethod string) (context.Context,
 	if !ok {
 		return nil, m, fail(ledger.CodeNotFound, "no such method")
 	}
-	if !s.limits.enter() {
+	if !s.limits.Enter() {
 		return nil, m, fail(ledger.CodeOverloaded, "too many calls in flight; retry shortly")
 	}
 	p, err := s.authenticate(ctx)
-	if err == nil && !s.limits.allow(p.KeyID) {
+	if err == nil && !s.limits.Allow(p.KeyID) {
 		err = fail(ledger.CodeRateLimited, "this API key sends more requests than it may; retry after the RetryInfo delay")
 	}
 	if err == nil && !p.Can(m.scope) {
 		err = fail(ledger.CodeForbidden, "this API key lacks the "+string(m.scope)+" scope")
 	}
 	if err != nil {
-		s.limits.leave()
+		s.limits.Leave()
 		return nil, m, err
 	}
 	return context.WithValue(ctx, principalKey, p), m, nil
@@ -257,7 +261,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if err != nil {
 		return nil, err
 	}
-	defer s.limits.leave()
+	defer s.limits.Leave()
 	if msg, ok := req.(proto.Message); ok && proto.Size(msg) > m.max {
 		return nil, fail(ledger.CodeRequestTooLarge, "the request exceeds "+strconv.Itoa(m.max)+" bytes")
 	}
@@ -273,7 +277,7 @@ func (s *Server) streams(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 	if err != nil {
 		return err
 	}
-	defer s.limits.leave()
+	defer s.limits.Leave()
 	return h(srv, &principalStream{ServerStream: ss, ctx: ctx})
 }
 
@@ -312,3 +316,11 @@ type (
 		tpwalletv1.UnimplementedEventServiceServer
 	}
 )
+
+// limiter returns o.Limits, or limits of its own from MaxInFlight, RateLimit and RateBurst.
+func (o *Options) limiter() *limits.Limits {
+	if o.Limits != nil {
+		return o.Limits
+	}
+	return limits.New(o.MaxInFlight, o.RateLimit, o.RateBurst)
+}

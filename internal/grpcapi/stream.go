@@ -111,7 +111,7 @@ func (s transfers) admitChunk(c *chunk, p *service.Principal) *chunk {
 	switch {
 	case c.n > ledger.BatchTransfersMax:
 		e = ledger.Errorf(ledger.CodeBatchTooLarge, "a message holds at most 8190 transfers")
-	case !s.limits.allow(p.KeyID):
+	case !s.limits.Allow(p.KeyID):
 		e = ledger.Errorf(ledger.CodeRateLimited, "this API key sends more requests than it may; retry after a second")
 	default:
 		return c

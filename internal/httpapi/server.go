@@ -15,6 +15,7 @@ import (
 
 	"github.com/tpwallet/tpwallet/internal/events"
 	"github.com/tpwallet/tpwallet/internal/ledger"
+	"github.com/tpwallet/tpwallet/internal/limits"
 	"github.com/tpwallet/tpwallet/internal/metrics"
 	"github.com/tpwallet/tpwallet/internal/service"
 	"github.com/tpwallet/tpwallet/internal/webhook"
@@ -31,6 +32,9 @@ type Options struct {
 	// bursts of RateBurst (default: one second's worth); beyond it 429 rate_limited.
 	RateLimit float64
 	RateBurst int
+	// Limits, when set, is used instead of MaxInFlight, RateLimit and RateBurst: serve
+	// shares one between REST and gRPC, so that the bounds hold across both.
+	Limits *limits.Limits
 	// Metrics records every request (nil: none). MetricsHandler, when set, is served at
 	// GET /metrics without authentication (serve sets it unless --admin-addr is set).
 	Metrics        *metrics.Metrics
@@ -53,7 +57,7 @@ type Server struct {
 	log      *slog.Logger
 	routes   *http.ServeMux
 	spec     []byte
-	limits   *limits
+	limits   *limits.Limits
 	metrics  *metrics.Metrics
 	tracer   trace.Tracer // nil: tracing off
 	hub      *events.Hub
@@ -73,7 +77,7 @@ func New(svc *service.Service, o Options) *Server {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, log: o.Logger, routes: http.NewServeMux(), spec: o.OpenAPI,
-		limits: newLimits(o.MaxInFlight, o.RateLimit, o.RateBurst), metrics: o.Metrics, hub: o.Hub,
+		limits: o.limiter(), metrics: o.Metrics, hub: o.Hub,
 		follow: o.Followers, webhooks: o.Webhooks}
 	tp := o.TracerProvider
 	if tp == nil {
@@ -195,11 +199,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
-		if !s.limits.enter() {
+		if !s.limits.Enter() {
 			writeProblem(sw, problemOf(ledger.CodeOverloaded, "too many requests in flight; retry shortly"))
 			return
 		}
-		defer s.limits.leave()
+		defer s.limits.Leave()
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
 			writeProblem(sw, problemOf(ledger.CodeUnauthenticated, "send Authorization: Bearer <api key>"))
@@ -210,7 +214,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeProblem(sw, problemFromError(err))
 			return
 		}
-		if !s.limits.allow(p.KeyID) {
+		if !s.limits.Allow(p.KeyID) {
 			writeProblem(sw, problemOf(ledger.CodeRateLimited, "this API key sends more requests than it may; retry after Retry-After seconds"))
 			return
 		}
@@ -356,4 +360,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Write(s.spec)
+}
+
+// limiter returns o.Limits, or limits of its own from MaxInFlight, RateLimit and RateBurst.
+func (o *Options) limiter() *limits.Limits {
+	if o.Limits != nil {
+		return o.Limits
+	}
+	return limits.New(o.MaxInFlight, o.RateLimit, o.RateBurst)
 }

@@ -102,6 +102,8 @@ type call struct {
 	// encoded is the transport's encoding of in, made on the first attempt and reused, so
 	// that every attempt sends the same bytes.
 	encoded []byte
+	// msg is the gRPC transport's request message, made on the first attempt and reused.
+	msg any
 }
 
 // answer is what the transport learnt from a response.

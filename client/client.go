@@ -96,7 +96,7 @@ func WithCallRetryPolicy(p RetryPolicy) CallOption {
 
 // Meta is what a call learnt beside its result.
 type Meta struct {
-	Status         int    // HTTP status of the last answer (0 if none came)
+	Status         int    // HTTP status of the last answer (0 if none came; over gRPC 200, or REST's status of the error's code)
 	RequestID      string // X-Request-Id of the last answer
 	IdempotencyKey string // the key every attempt of a write carried ("" for reads)
 	Replayed       bool   // the answer is the stored one of an earlier attempt with the key

@@ -59,7 +59,13 @@
 //
 // # Webhooks
 //
-// Package client/webhook verifies the signature of a webhook delivery (webhook.Verify).
+// CreateWebhook registers an endpoint that tpwallet POSTs the journal's events to, and
+// returns its secret, once; ListWebhooks, GetWebhook (with the state of its deliveries),
+// DeleteWebhook, ListWebhookDeliveries, ListWebhookDeadLetters and ReplayWebhook manage it
+// (docs/webhooks.md; REST only). The receiver checks each delivery with package
+// client/webhook: webhook.Verify(secret, r.Header, body, time.Now(), webhook.DefaultTolerance)
+// on the raw body, before parsing it. Like CreateAPIKey, CreateWebhook takes no
+// Idempotency-Key and is not retried once an attempt may have reached the server.
 //
 // A REST client uses only the standard library; NewGRPC brings google.golang.org/grpc and
 // the generated package tpwalletv1 (proto/tpwallet/v1).

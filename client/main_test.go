@@ -59,7 +59,8 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build tpwallet: %v\n%s", err, out)
 		return 1
 	}
-	srv, err := startServer(filepath.Join(dir, "data"))
+	// The examples register webhook receivers on 127.0.0.1.
+	srv, err := startServer(filepath.Join(dir, "data"), "--webhook-allow-private")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Client is a tpwallet client. It is safe for concurrent use; make one and share it.
@@ -22,6 +24,11 @@ type options struct {
 	hc        *http.Client
 	policy    RetryPolicy
 	userAgent string
+	dial      []grpc.DialOption // NewGRPC only
+}
+
+func defaultOptions() options {
+	return options{hc: &http.Client{}, policy: DefaultRetryPolicy, userAgent: "tpwallet-go"}
 }
 
 // WithHTTPClient makes the REST transport send through hc (default: a client with no
@@ -39,7 +46,7 @@ func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = u
 // New returns a client of the REST API at baseURL (e.g. "http://127.0.0.1:8080") that
 // authenticates with apiKey.
 func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
-	o := options{hc: &http.Client{}, policy: DefaultRetryPolicy, userAgent: "tpwallet-go"}
+	o := defaultOptions()
 	for _, f := range opts {
 		f(&o)
 	}
@@ -48,6 +55,15 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	return &Client{t: t, policy: o.policy.withDefaults()}, nil
+}
+
+// Close releases what the client holds: the connection of a gRPC client. A REST client
+// has nothing to release (its http.Client is the caller's). Calls after Close fail.
+func (c *Client) Close() error {
+	if cl, ok := c.t.(interface{ close() error }); ok {
+		return cl.close()
+	}
+	return nil
 }
 
 // CallOption configures one call.
@@ -80,7 +96,7 @@ func WithCallRetryPolicy(p RetryPolicy) CallOption {
 
 // Meta is what a call learnt beside its result.
 type Meta struct {
-	Status         int    // HTTP status of the last answer (0 if none came)
+	Status         int    // HTTP status of the last answer (0 if none came; over gRPC 200, or REST's status of the error's code)
 	RequestID      string // X-Request-Id of the last answer
 	IdempotencyKey string // the key every attempt of a write carried ("" for reads)
 	Replayed       bool   // the answer is the stored one of an earlier attempt with the key

@@ -1,6 +1,6 @@
 // Package client is the Go SDK of tpwallet: typed calls for every operation of the REST API
-// (api.md, openapi.yaml), which make retrying writes safe and money exact. It is the only
-// package of the module with a compatibility promise.
+// (api.md, openapi.yaml) or of the gRPC API (docs/grpc.md), which make retrying writes safe
+// and money exact. It is the only package of the module with a compatibility promise.
 //
 //	c, err := client.New("http://127.0.0.1:8080", os.Getenv("TPWALLET_API_KEY"))
 //	t, err := c.CreateTransfer(ctx, client.CreateTransferRequest{
@@ -40,9 +40,33 @@
 //
 // # Transports
 //
-// New makes a client of the REST API. The operations sit on a small internal transport
-// interface (transport.go), so that another wire protocol — gRPC — can be added with its
-// own constructor and the same methods, types and errors.
+// New makes a client of the REST API; NewGRPC one of the gRPC API (tpwallet serve
+// --grpc-addr), with the same methods, types, errors and retry policy:
 //
-// The package imports only the standard library.
+//	c, err := client.NewGRPC("127.0.0.1:9090", os.Getenv("TPWALLET_API_KEY"))
+//	defer c.Close()
+//
+// The operations sit on a small internal transport interface (transport.go). Over gRPC
+// the Idempotency-Key is idempotency-key metadata, made once per call and sent on every
+// attempt; a call is retried on Unavailable or ResourceExhausted answers (after their
+// RetryInfo) and on connection errors, as REST's 503, 429 and network errors; and the
+// *Error's Code is the ErrorInfo's reason, its Status the HTTP status REST gives that code,
+// so errors.Is(err, client.ErrInsufficientFunds) reads the same on both. gRPC answers carry
+// no request id (RequestID is empty). The operations gRPC does not have — webhooks,
+// ListFollowers, ListEvents and Events — fail at once with an error matching
+// errors.ErrUnsupported; use a REST client for them. Keys are scoped to their transport
+// (docs/grpc.md): retry a write over the transport it started on.
+//
+// # Webhooks
+//
+// CreateWebhook registers an endpoint that tpwallet POSTs the journal's events to, and
+// returns its secret, once; ListWebhooks, GetWebhook (with the state of its deliveries),
+// DeleteWebhook, ListWebhookDeliveries, ListWebhookDeadLetters and ReplayWebhook manage it
+// (docs/webhooks.md; REST only). The receiver checks each delivery with package
+// client/webhook: webhook.Verify(secret, r.Header, body, time.Now(), webhook.DefaultTolerance)
+// on the raw body, before parsing it. Like CreateAPIKey, CreateWebhook takes no
+// Idempotency-Key and is not retried once an attempt may have reached the server.
+//
+// A REST client uses only the standard library; NewGRPC brings google.golang.org/grpc and
+// the generated package tpwalletv1 (proto/tpwallet/v1).
 package client

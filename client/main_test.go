@@ -28,6 +28,8 @@ var (
 	// baseURL and apiKey are those of the server the examples use (shared with the tests
 	// that need no server of their own).
 	baseURL, apiKey string
+	// grpcTarget is the shared server's gRPC address.
+	grpcTarget string
 )
 
 func TestMain(m *testing.M) {
@@ -57,19 +59,21 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build tpwallet: %v\n%s", err, out)
 		return 1
 	}
-	srv, err := startServer(filepath.Join(dir, "data"))
+	// The examples register webhook receivers on 127.0.0.1.
+	srv, err := startServer(filepath.Join(dir, "data"), "--webhook-allow-private")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer srv.stop()
-	baseURL, apiKey = srv.URL, adminKey
+	baseURL, grpcTarget, apiKey = srv.URL, srv.GRPC, adminKey
 	return m.Run()
 }
 
 // server is a running `tpwallet serve`.
 type server struct {
 	URL  string
+	GRPC string // the gRPC API's host:port
 	cmd  *exec.Cmd
 	log  *lockedBuffer
 	done chan struct{}
@@ -97,8 +101,8 @@ func (l *lockedBuffer) String() string {
 // flags, and returns once it is ready for writes. The address comes from the server's
 // "listening" log line, so no port is guessed.
 func startServer(dataDir string, flags ...string) (*server, error) {
-	cmd := exec.Command(binPath, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir,
-		"--log-format", "json"}, flags...)...)
+	cmd := exec.Command(binPath, append([]string{"serve", "--addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		"--data", dataDir, "--log-format", "json"}, flags...)...)
 	cmd.Env = append(os.Environ(), "TPWALLET_ADMIN_KEY="+adminKey)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -109,7 +113,7 @@ func startServer(dataDir string, flags ...string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	addr := make(chan string, 1)
+	addr, grpcAddr := make(chan string, 1), make(chan string, 1)
 	go func() {
 		defer close(s.done)
 		sc := bufio.NewScanner(stderr)
@@ -117,21 +121,31 @@ func startServer(dataDir string, flags ...string) (*server, error) {
 			line := sc.Bytes()
 			s.log.Write(append(line, '\n'))
 			var l struct{ Msg, Addr string }
-			if json.Unmarshal(line, &l) == nil && l.Msg == "listening" {
-				addr <- l.Addr
+			if json.Unmarshal(line, &l) == nil {
+				switch l.Msg {
+				case "listening":
+					addr <- l.Addr
+				case "grpc listening":
+					grpcAddr <- l.Addr
+				}
 			}
 		}
 		io.Copy(io.Discard, stderr)
 		cmd.Wait()
 	}()
-	select {
-	case a := <-addr:
-		s.URL = "http://" + a
-	case <-s.done:
-		return nil, fmt.Errorf("tpwallet serve exited before listening:\n%s", s.log)
-	case <-time.After(time.Minute):
-		s.stop()
-		return nil, fmt.Errorf("tpwallet serve did not listen within a minute:\n%s", s.log)
+	timeout := time.After(time.Minute)
+	for s.URL == "" || s.GRPC == "" {
+		select {
+		case a := <-addr:
+			s.URL = "http://" + a
+		case a := <-grpcAddr:
+			s.GRPC = a
+		case <-s.done:
+			return nil, fmt.Errorf("tpwallet serve exited before listening:\n%s", s.log)
+		case <-timeout:
+			s.stop()
+			return nil, fmt.Errorf("tpwallet serve did not listen within a minute:\n%s", s.log)
+		}
 	}
 	// Listening comes after the store is open; /readyz says when writes are taken.
 	c, err := client.New(s.URL, adminKey)

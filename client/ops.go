@@ -42,9 +42,7 @@ func (c *Client) DeleteAPIKey(ctx context.Context, id string, opts ...CallOption
 
 // ListAssets returns every asset, sorted by code.
 func (c *Client) ListAssets(ctx context.Context, opts ...CallOption) ([]Asset, error) {
-	var out struct {
-		Items []Asset `json:"items"`
-	}
+	var out items[Asset]
 	_, err := c.do(ctx, opListAssets, "", nil, &out, opts)
 	return out.Items, err
 }
@@ -152,9 +150,7 @@ func (c *Client) PostTransfer(ctx context.Context, id string, req PostTransferRe
 // transfer_not_found, transfer_not_pending, hold_expired, insufficient_funds,
 // account_frozen, account_closed, amount_overflow.
 func (c *Client) IncreaseTransfer(ctx context.Context, id string, amount Amount, opts ...CallOption) (*Transfer, error) {
-	in := struct {
-		Amount Amount `json:"amount"`
-	}{amount}
+	in := increaseRequest{amount}
 	var out Transfer
 	_, err := c.do(ctx, opIncrease, id, &in, &out, opts)
 	return ptrOrNil(&out, err)
@@ -168,6 +164,28 @@ func (c *Client) VoidTransfer(ctx context.Context, id string, opts ...CallOption
 	return ptrOrNil(&out, err)
 }
 
+// The answers and bodies below are named, so that every transport decodes into the same
+// types (a gRPC transport switches on them).
+
+// items is an answer of a list that has no pages.
+type items[T any] struct {
+	Items []T `json:"items"`
+}
+
+// increaseRequest is the body of POST /v1/transfers/{id}/increase.
+type increaseRequest struct {
+	Amount Amount `json:"amount"`
+}
+
+// batchTransfers is the answer of an atomic batch; batchResults of one that is not.
+type batchTransfers struct {
+	Transfers []Transfer `json:"transfers"`
+}
+
+type batchResults struct {
+	Results []BatchResult `json:"results"`
+}
+
 // batchRequest is the body of POST /v1/transfers/batch.
 type batchRequest struct {
 	Atomic    bool                    `json:"atomic"`
@@ -179,9 +197,7 @@ type batchRequest struct {
 // fails, nothing is applied and the error is batch_failed, whose Errors list each failed
 // transfer by index. Codes: batch_failed, batch_too_large.
 func (c *Client) CreateBatchAtomic(ctx context.Context, transfers []CreateTransferRequest, opts ...CallOption) ([]Transfer, error) {
-	var out struct {
-		Transfers []Transfer `json:"transfers"`
-	}
+	var out batchTransfers
 	_, err := c.do(ctx, opCreateBatch, "", &batchRequest{Atomic: true, Transfers: transfers}, &out, opts)
 	return out.Transfers, err
 }
@@ -190,9 +206,7 @@ func (c *Client) CreateBatchAtomic(ctx context.Context, transfers []CreateTransf
 // result per transfer in request order: the Transfer, or the Err that rejected it.
 // Codes: batch_too_large.
 func (c *Client) CreateBatch(ctx context.Context, transfers []CreateTransferRequest, opts ...CallOption) ([]BatchResult, error) {
-	var out struct {
-		Results []BatchResult `json:"results"`
-	}
+	var out batchResults
 	_, err := c.do(ctx, opCreateBatch, "", &batchRequest{Atomic: false, Transfers: transfers}, &out, opts)
 	return out.Results, err
 }
@@ -223,9 +237,7 @@ func (c *Client) ListEvents(ctx context.Context, p EventsParams, opts ...CallOpt
 
 // ListFollowers returns the journal's followers this instance runs, with their lag (admin).
 func (c *Client) ListFollowers(ctx context.Context, opts ...CallOption) ([]Follower, error) {
-	var out struct {
-		Items []Follower `json:"items"`
-	}
+	var out items[Follower]
 	_, err := c.do(ctx, opListFollowers, "", nil, &out, opts)
 	return out.Items, err
 }

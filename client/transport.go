@@ -51,6 +51,9 @@ const (
 	// opUnkeyed changes state but the server keeps no Idempotency-Key for it (POST
 	// /v1/api-keys): it is retried only when the server surely did nothing.
 	opUnkeyed
+	// opRepeatable changes state, takes no Idempotency-Key, and doing it twice is doing
+	// it once (POST /v1/webhooks/{id}/replay): any failure may be retried, as a read.
+	opRepeatable
 	// opDelete removes something: a retry after an attempt whose outcome is unknown may
 	// find it gone already (DeleteAPIKey counts that as done).
 	opDelete
@@ -102,6 +105,8 @@ type call struct {
 	// encoded is the transport's encoding of in, made on the first attempt and reused, so
 	// that every attempt sends the same bytes.
 	encoded []byte
+	// msg is the gRPC transport's request message, made on the first attempt and reused.
+	msg any
 }
 
 // answer is what the transport learnt from a response.

@@ -26,6 +26,12 @@ export type JournalHead = S["JournalHead"];
 export type Event = S["Event"];
 export type EventType = S["Event"]["type"];
 export type Follower = S["Follower"];
+export type WebhookCreate = S["WebhookCreate"];
+export type Webhook = S["Webhook"];
+export type WebhookCreated = S["WebhookCreated"];
+export type WebhookStatus = S["WebhookStatus"];
+export type WebhookDelivery = S["WebhookDelivery"];
+export type WebhookDeadLetter = S["WebhookDeadLetter"];
 
 /** One page of a list; `next_cursor` is empty on the last page. */
 export interface Page<T> {
@@ -124,24 +130,27 @@ export interface CallOptions {
 /**
  * What a retry of an operation risks: "read" nothing; "write" nothing either, since it
  * carries an Idempotency-Key; "unkeyed" a second application (the server keeps no key for
- * POST /v1/api-keys), so it is retried only when the server surely did nothing; "delete"
- * finding the thing gone.
+ * POST /v1/api-keys and /v1/webhooks), so it is retried only when the server surely did
+ * nothing; "repeatable" nothing, since doing it twice is doing it once (a webhook replay);
+ * "delete" finding the thing gone (its `notFound` code).
  */
-type OpKind = "read" | "write" | "unkeyed" | "delete";
+type OpKind = "read" | "write" | "unkeyed" | "repeatable" | "delete";
 
 interface Operation {
   name: string;
   method: "GET" | "POST" | "DELETE";
   path: string;
   kind: OpKind;
+  notFound?: ErrorCode;
 }
 
-const op = (name: string, method: Operation["method"], path: string, kind: OpKind): Operation => ({ name, method, path, kind });
+const op = (name: string, method: Operation["method"], path: string, kind: OpKind, notFound?: ErrorCode): Operation =>
+  ({ name, method, path, kind, notFound });
 
 const OPS = {
   createAPIKey: op("createAPIKey", "POST", "/v1/api-keys", "unkeyed"),
   listAPIKeys: op("listAPIKeys", "GET", "/v1/api-keys", "read"),
-  deleteAPIKey: op("deleteAPIKey", "DELETE", "/v1/api-keys/{id}", "delete"),
+  deleteAPIKey: op("deleteAPIKey", "DELETE", "/v1/api-keys/{id}", "delete", "not_found"),
   listAssets: op("listAssets", "GET", "/v1/assets", "read"),
   createAsset: op("createAsset", "POST", "/v1/assets", "write"),
   createAccount: op("createAccount", "POST", "/v1/accounts", "write"),
@@ -163,6 +172,13 @@ const OPS = {
   listEvents: op("listEvents", "GET", "/v1/events", "read"),
   listFollowers: op("listFollowers", "GET", "/v1/followers", "read"),
   readyz: op("readyz", "GET", "/readyz", "read"),
+  createWebhook: op("createWebhook", "POST", "/v1/webhooks", "unkeyed"),
+  listWebhooks: op("listWebhooks", "GET", "/v1/webhooks", "read"),
+  getWebhook: op("getWebhook", "GET", "/v1/webhooks/{id}", "read"),
+  deleteWebhook: op("deleteWebhook", "DELETE", "/v1/webhooks/{id}", "delete", "webhook_not_found"),
+  listWebhookDeliveries: op("listWebhookDeliveries", "GET", "/v1/webhooks/{id}/deliveries", "read"),
+  listWebhookDeadLetters: op("listWebhookDeadLetters", "GET", "/v1/webhooks/{id}/dead-letters", "read"),
+  replayWebhook: op("replayWebhook", "POST", "/v1/webhooks/{id}/replay", "repeatable"),
 } as const;
 
 interface Request {
@@ -417,6 +433,66 @@ export class Client {
     await this.#call(OPS.readyz, {}, { ...opts, retry: NO_RETRY });
   }
 
+  // Webhooks (docs/webhooks.md; admin)
+
+  /**
+   * Registers an endpoint that gets the events committed from now on; the answer holds its
+   * `secret`, shown this once (the receiver verifies each delivery with it). Codes:
+   * invalid_request, webhook_url_forbidden. The server keeps no Idempotency-Key for it, so
+   * it is not retried once an attempt may have reached the server: after a NetworkError,
+   * list the endpoints before trying again.
+   */
+  createWebhook(req: WebhookCreate, opts?: CallOptions): Promise<WebhookCreated> {
+    return this.#call(OPS.createWebhook, { body: req }, opts);
+  }
+
+  /** A page of the endpoints, without secrets, by id. */
+  listWebhooks(params: ListParams = {}, opts?: CallOptions): Promise<Page<Webhook>> {
+    return this.#call(OPS.listWebhooks, { query: { ...params } }, opts);
+  }
+
+  /** Every endpoint, by id. */
+  webhooks(params: ListParams = {}, opts?: CallOptions): AsyncGenerator<Webhook, void, undefined> {
+    return pages(params.cursor, (cursor) => this.listWebhooks({ ...params, cursor }, opts));
+  }
+
+  /** An endpoint and how its deliveries stand. Codes: webhook_not_found. */
+  getWebhook(id: string, opts?: CallOptions): Promise<Webhook> {
+    return this.#call(OPS.getWebhook, { id }, opts);
+  }
+
+  /**
+   * Removes an endpoint: delivery stops at once. Codes: webhook_not_found. A retry that finds
+   * it gone after an attempt whose outcome was unknown counts as done.
+   */
+  async deleteWebhook(id: string, opts?: CallOptions): Promise<void> {
+    await this.#call(OPS.deleteWebhook, { id }, opts);
+  }
+
+  /** A page of an endpoint's delivery log, newest first. Codes: webhook_not_found. */
+  listWebhookDeliveries(id: string, params: ListParams = {}, opts?: CallOptions): Promise<Page<WebhookDelivery>> {
+    return this.#call(OPS.listWebhookDeliveries, { id, query: { ...params } }, opts);
+  }
+
+  /** Every attempt of an endpoint's delivery log, newest first. */
+  webhookDeliveries(id: string, params: ListParams = {}, opts?: CallOptions): AsyncGenerator<WebhookDelivery, void, undefined> {
+    return pages(params.cursor, (cursor) => this.listWebhookDeliveries(id, { ...params, cursor }, opts));
+  }
+
+  /** A page of the events an endpoint gave up on, newest first. Codes: webhook_not_found. */
+  listWebhookDeadLetters(id: string, params: ListParams = {}, opts?: CallOptions): Promise<Page<WebhookDeadLetter>> {
+    return this.#call(OPS.listWebhookDeadLetters, { id, query: { ...params } }, opts);
+  }
+
+  /**
+   * Delivers again from the first event of journal record `fromSeq` (1 to the head's seq + 1),
+   * in order, with the events' own ids. Doing it twice is doing it once, so it is retried
+   * like a read. Codes: webhook_not_found, invalid_request.
+   */
+  async replayWebhook(id: string, fromSeq: number, opts?: CallOptions): Promise<void> {
+    await this.#call(OPS.replayWebhook, { id, body: { from_seq: fromSeq } satisfies S["WebhookReplay"] }, opts);
+  }
+
   // The attempts of one call.
 
   async #call<T>(o: Operation, req: Request, opts: CallOptions = {}): Promise<T> {
@@ -434,7 +510,7 @@ export class Client {
         return (await this.#once(o, url, body, meta, opts)) as T;
       } catch (err) {
         if (err instanceof NetworkError && !err.notSent) ambiguous = true;
-        if (o.kind === "delete" && ambiguous && err instanceof TpwalletError && err.code === "not_found") {
+        if (o.kind === "delete" && ambiguous && err instanceof TpwalletError && err.code === o.notFound) {
           return undefined as T; // the attempt that got no answer deleted it
         }
         if (opts.signal?.aborted) throw err;

@@ -32,6 +32,12 @@ export {
   type Event,
   type EventType,
   type Follower,
+  type WebhookCreate,
+  type Webhook,
+  type WebhookCreated,
+  type WebhookStatus,
+  type WebhookDelivery,
+  type WebhookDeadLetter,
 } from "./client.js";
 export { TpwalletError, NetworkError, isCode, type ErrorCode, type BatchError } from "./errors.js";
 export { AMOUNT_MAX, amount, isAmount, toBigInt } from "./amount.js";

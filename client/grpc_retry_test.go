@@ -139,7 +139,7 @@ func TestGRPCRetryConnectionRefused(t *testing.T) {
 func TestGRPCRetryRealRateLimit(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, "--rate-limit", "1", "--rate-burst", "1")
-	direct := newClient(t, srv.URL) // REST's rate is counted apart from gRPC's
+	direct := newClient(t, srv.URL) // REST and gRPC calls share the key's rate
 	treasury := mustAccount(t, direct, client.CreateAccountRequest{ID: "treasury", Asset: "USD", AllowNegative: true}).ID
 	alice := mustAccount(t, direct, client.CreateAccountRequest{ID: "alice", Asset: "USD"}).ID
 	var log retryLog

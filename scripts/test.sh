@@ -19,8 +19,9 @@ go test -count=1 -timeout 20m ./...
 echo "== model test, more operations"
 go test -count=1 -run 'TestModel' ./internal/ledger -ops 40000
 echo "== fuzz the decoders (${FUZZTIME:-5s} each)"
-fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=3s "$1" >/dev/null || {
-  echo "fuzz $2 failed; the failing input is in $1/testdata/fuzz/$2" >&2; exit 1; }; echo "ok $2"; }
+fuzz() { local out; out=$(mktemp); go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=3s "$1" >"$out" 2>&1 || {
+  tail -n 30 "$out" >&2; rm -f "$out"
+  echo "fuzz $2 failed; a failing input, if it found one, is in $1/testdata/fuzz/$2" >&2; exit 1; }; rm -f "$out"; echo "ok $2"; }
 fuzz ./internal/ledger FuzzParseAmount
 fuzz ./internal/journal FuzzDecodeRecord
 fuzz ./internal/journal FuzzDecodeTransfer

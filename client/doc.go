@@ -52,10 +52,10 @@
 // RetryInfo) and on connection errors, as REST's 503, 429 and network errors; and the
 // *Error's Code is the ErrorInfo's reason, its Status the HTTP status REST gives that code,
 // so errors.Is(err, client.ErrInsufficientFunds) reads the same on both. gRPC answers carry
-// no request id (RequestID is empty). The operations gRPC does not have — webhooks,
-// ListFollowers, ListEvents and Events — fail at once with an error matching
-// errors.ErrUnsupported; use a REST client for them. Keys are scoped to their transport
-// (docs/grpc.md): retry a write over the transport it started on.
+// no request id (RequestID is empty). The operations gRPC does not have — ListEvents and
+// Events — fail at once with an error matching errors.ErrUnsupported; use a REST client
+// for them. Keys are scoped to their transport (docs/grpc.md): retry a write over the
+// transport it started on.
 //
 // # Webhooks
 //

@@ -62,7 +62,7 @@
 // CreateWebhook registers an endpoint that tpwallet POSTs the journal's events to, and
 // returns its secret, once; ListWebhooks, GetWebhook (with the state of its deliveries),
 // DeleteWebhook, ListWebhookDeliveries, ListWebhookDeadLetters and ReplayWebhook manage it
-// (docs/webhooks.md; REST only). The receiver checks each delivery with package
+// (docs/webhooks.md; over REST and gRPC alike). The receiver checks each delivery with package
 // client/webhook: webhook.Verify(secret, r.Header, body, time.Now(), webhook.DefaultTolerance)
 // on the raw body, before parsing it. Like CreateAPIKey, CreateWebhook takes no
 // Idempotency-Key and is not retried once an attempt may have reached the server.

@@ -32,8 +32,8 @@ func WithGRPCDialOptions(opts ...grpc.DialOption) Option {
 // "127.0.0.1:9090", a grpc.NewClient target) that authenticates with apiKey. It has the
 // methods, types, errors, idempotency keys and retries of a REST client; the operations
 // gRPC does not have (ListEvents and Events, the long polls of GET /v1/events) fail at
-// once with an error that matches errors.ErrUnsupported. It connects
-// lazily, on the first call; Close releases the connection.
+// once with an error that matches errors.ErrUnsupported. It connects lazily, on the
+// first call; Close releases the connection.
 func NewGRPC(target, apiKey string, opts ...Option) (*Client, error) {
 	if target == "" {
 		return nil, errors.New("client: grpc target is empty: want host:port")

@@ -52,17 +52,17 @@
 // RetryInfo) and on connection errors, as REST's 503, 429 and network errors; and the
 // *Error's Code is the ErrorInfo's reason, its Status the HTTP status REST gives that code,
 // so errors.Is(err, client.ErrInsufficientFunds) reads the same on both. gRPC answers carry
-// no request id (RequestID is empty). The operations gRPC does not have — webhooks,
-// ListFollowers, ListEvents and Events — fail at once with an error matching
-// errors.ErrUnsupported; use a REST client for them. Keys are scoped to their transport
-// (docs/grpc.md): retry a write over the transport it started on.
+// no request id (RequestID is empty). The operations gRPC does not have — ListEvents and
+// Events — fail at once with an error matching errors.ErrUnsupported; use a REST client
+// for them. Keys are scoped to their transport (docs/grpc.md): retry a write over the
+// transport it started on.
 //
 // # Webhooks
 //
 // CreateWebhook registers an endpoint that tpwallet POSTs the journal's events to, and
 // returns its secret, once; ListWebhooks, GetWebhook (with the state of its deliveries),
 // DeleteWebhook, ListWebhookDeliveries, ListWebhookDeadLetters and ReplayWebhook manage it
-// (docs/webhooks.md; REST only). The receiver checks each delivery with package
+// (docs/webhooks.md; over REST and gRPC alike). The receiver checks each delivery with package
 // client/webhook: webhook.Verify(secret, r.Header, body, time.Now(), webhook.DefaultTolerance)
 // on the raw body, before parsing it. Like CreateAPIKey, CreateWebhook takes no
 // Idempotency-Key and is not retried once an attempt may have reached the server.

@@ -31,9 +31,9 @@ func WithGRPCDialOptions(opts ...grpc.DialOption) Option {
 // NewGRPC returns a client of the gRPC API (docs/grpc.md) at target (e.g.
 // "127.0.0.1:9090", a grpc.NewClient target) that authenticates with apiKey. It has the
 // methods, types, errors, idempotency keys and retries of a REST client; the operations
-// gRPC does not have (ListWebhooks and the other webhook calls, ListFollowers, ListEvents
-// and Events) fail at once with an error that matches errors.ErrUnsupported. It connects
-// lazily, on the first call; Close releases the connection.
+// gRPC does not have (ListEvents and Events, the long polls of GET /v1/events) fail at
+// once with an error that matches errors.ErrUnsupported. It connects lazily, on the
+// first call; Close releases the connection.
 func NewGRPC(target, apiKey string, opts ...Option) (*Client, error) {
 	if target == "" {
 		return nil, errors.New("client: grpc target is empty: want host:port")
@@ -56,7 +56,8 @@ func NewGRPC(target, apiKey string, opts ...Option) (*Client, error) {
 	g := &grpcTransport{conn: conn, key: apiKey,
 		apiKeys: tpwalletv1.NewAPIKeyServiceClient(conn), assets: tpwalletv1.NewAssetServiceClient(conn),
 		accounts: tpwalletv1.NewAccountServiceClient(conn), transfers: tpwalletv1.NewTransferServiceClient(conn),
-		journal: tpwalletv1.NewJournalServiceClient(conn), health: healthpb.NewHealthClient(conn)}
+		journal: tpwalletv1.NewJournalServiceClient(conn), webhooks: tpwalletv1.NewWebhookServiceClient(conn),
+		followers: tpwalletv1.NewFollowerServiceClient(conn), health: healthpb.NewHealthClient(conn)}
 	return &Client{t: g, policy: o.policy.withDefaults()}, nil
 }
 
@@ -70,6 +71,8 @@ type grpcTransport struct {
 	accounts  tpwalletv1.AccountServiceClient
 	transfers tpwalletv1.TransferServiceClient
 	journal   tpwalletv1.JournalServiceClient
+	webhooks  tpwalletv1.WebhookServiceClient
+	followers tpwalletv1.FollowerServiceClient
 	health    healthpb.HealthClient
 }
 

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,8 +14,9 @@ import (
 )
 
 // grpcMethods maps each operation gRPC has to its RPC (docs/grpc.md, "Services"). The
-// operations missing here — webhooks, followers, the long polls of GET /v1/events — are
-// REST only, and the gRPC transport refuses them with errors.ErrUnsupported.
+// operations missing here — the long polls of GET /v1/events (StreamEvents is the gRPC
+// way to follow events) — are REST only, and the gRPC transport refuses them with
+// errors.ErrUnsupported.
 var grpcMethods = map[*operation]grpcMethod{
 	opCreateAPIKey: unary(func(c *call) (*pb.CreateAPIKeyRequest, error) {
 		in := c.in.(*CreateAPIKeyRequest)
@@ -181,6 +183,75 @@ var grpcMethods = map[*operation]grpcMethod{
 		func(g *grpcTransport) rpc[*pb.GetHeadRequest, *pb.JournalHead] { return g.journal.GetHead },
 		func(m *pb.JournalHead, out any) error {
 			*out.(*JournalHead) = JournalHead{Seq: m.Seq, Hash: m.Hash}
+			return nil
+		}),
+
+	opCreateWebhook: unary(func(c *call) (*pb.CreateWebhookRequest, error) {
+		in := c.in.(*CreateWebhookRequest)
+		m := &pb.CreateWebhookRequest{Url: in.URL, Description: in.Description}
+		for _, t := range in.EventTypes {
+			m.EventTypes = append(m.EventTypes, string(t))
+		}
+		return m, nil
+	}, func(g *grpcTransport) rpc[*pb.CreateWebhookRequest, *pb.Webhook] { return g.webhooks.CreateWebhook },
+		func(m *pb.Webhook, out any) error {
+			o := out.(*WebhookCreated)
+			o.Secret = m.Secret
+			return decodeWebhook(m, &o.Webhook)
+		}),
+	opListWebhooks: unary(func(c *call) (*pb.ListWebhooksRequest, error) {
+		p := c.in.(ListParams)
+		return &pb.ListWebhooksRequest{Limit: int32(p.Limit), Cursor: p.Cursor}, nil
+	}, func(g *grpcTransport) rpc[*pb.ListWebhooksRequest, *pb.ListWebhooksResponse] {
+		return g.webhooks.ListWebhooks
+	},
+		func(m *pb.ListWebhooksResponse, out any) error {
+			return decodePage(m.Items, m.NextCursor, out.(*Page[Webhook]), decodeWebhook)
+		}),
+	opGetWebhook: unary(func(c *call) (*pb.GetWebhookRequest, error) { return &pb.GetWebhookRequest{Id: c.id}, nil },
+		func(g *grpcTransport) rpc[*pb.GetWebhookRequest, *pb.Webhook] { return g.webhooks.GetWebhook },
+		decodeInto(decodeWebhook)),
+	opDeleteWebhook: unary(func(c *call) (*pb.DeleteWebhookRequest, error) {
+		return &pb.DeleteWebhookRequest{Id: c.id}, nil
+	}, func(g *grpcTransport) rpc[*pb.DeleteWebhookRequest, *pb.DeleteWebhookResponse] {
+		return g.webhooks.DeleteWebhook
+	},
+		func(*pb.DeleteWebhookResponse, any) error { return nil }),
+	opWebhookDeliveries: unary(func(c *call) (*pb.ListWebhookDeliveriesRequest, error) {
+		p := c.in.(ListParams)
+		return &pb.ListWebhookDeliveriesRequest{Id: c.id, Limit: int32(p.Limit), Cursor: p.Cursor}, nil
+	}, func(g *grpcTransport) rpc[*pb.ListWebhookDeliveriesRequest, *pb.ListWebhookDeliveriesResponse] {
+		return g.webhooks.ListWebhookDeliveries
+	},
+		func(m *pb.ListWebhookDeliveriesResponse, out any) error {
+			return decodePage(m.Items, m.NextCursor, out.(*Page[WebhookDelivery]), decodeDelivery)
+		}),
+	opWebhookDeadLetters: unary(func(c *call) (*pb.ListWebhookDeadLettersRequest, error) {
+		p := c.in.(ListParams)
+		return &pb.ListWebhookDeadLettersRequest{Id: c.id, Limit: int32(p.Limit), Cursor: p.Cursor}, nil
+	}, func(g *grpcTransport) rpc[*pb.ListWebhookDeadLettersRequest, *pb.ListWebhookDeadLettersResponse] {
+		return g.webhooks.ListWebhookDeadLetters
+	},
+		func(m *pb.ListWebhookDeadLettersResponse, out any) error {
+			return decodePage(m.Items, m.NextCursor, out.(*Page[WebhookDeadLetter]), decodeDeadLetter)
+		}),
+	opReplayWebhook: unary(func(c *call) (*pb.ReplayWebhookRequest, error) {
+		return &pb.ReplayWebhookRequest{Id: c.id, FromSeq: proto.Uint64(c.in.(*replayRequest).FromSeq)}, nil
+	}, func(g *grpcTransport) rpc[*pb.ReplayWebhookRequest, *pb.ReplayWebhookResponse] {
+		return g.webhooks.ReplayWebhook
+	},
+		func(*pb.ReplayWebhookResponse, any) error { return nil }),
+	opListFollowers: unary(func(*call) (*pb.ListFollowersRequest, error) { return &pb.ListFollowersRequest{}, nil },
+		func(g *grpcTransport) rpc[*pb.ListFollowersRequest, *pb.ListFollowersResponse] {
+			return g.followers.ListFollowers
+		},
+		func(m *pb.ListFollowersResponse, out any) error {
+			o := out.(*items[Follower])
+			o.Items = make([]Follower, len(m.Items))
+			for i, f := range m.Items {
+				o.Items[i] = Follower{Name: f.Name, Running: f.Running, Position: f.Position, Delivered: f.Delivered,
+					Errors: f.Errors, LastError: f.LastError, LagRecords: f.LagRecords, Lag: seconds(f.LagSeconds)}
+			}
 			return nil
 		}),
 
@@ -416,4 +487,42 @@ func decodeBatch(m *pb.CreateTransferBatchResponse, out any) error {
 		return fmt.Errorf("a batch answer into %T", out)
 	}
 	return nil
+}
+
+// seconds is a number of seconds as a duration, to the nanosecond.
+func seconds(f float64) time.Duration { return time.Duration(math.Round(f * float64(time.Second))) }
+
+func decodeWebhook(m *pb.Webhook, w *Webhook) error {
+	var d decoder
+	st := m.GetStatus()
+	*w = Webhook{ID: m.Id, URL: m.Url, EventTypes: make([]EventType, len(m.EventTypes)), Description: m.Description,
+		CreatedAt: d.time(m.CreatedAt),
+		Status: WebhookStatus{Running: st.GetRunning(),
+			Position:   WebhookPosition{Seq: st.GetPosition().GetSeq(), Index: int(st.GetPosition().GetIndex())},
+			LagRecords: st.GetLagRecords(), Lag: seconds(st.GetLagSeconds()), Delivered: st.GetDelivered(),
+			Breaker: Breaker(st.GetBreaker()), ConsecutiveFailures: int(st.GetConsecutiveFailures()),
+			OpenedAt: d.optTime(st.GetOpenedAt()), NextAttemptAt: d.optTime(st.GetNextAttemptAt()),
+			RetryingEventID: st.GetRetryingEventId(), Attempts: int(st.GetAttempts()), LastError: st.GetLastError(),
+			LastErrorAt: d.optTime(st.GetLastErrorAt()), LastSuccessAt: d.optTime(st.GetLastSuccessAt())}}
+	for i, t := range m.EventTypes {
+		w.EventTypes[i] = EventType(t)
+	}
+	return d.err
+}
+
+func decodeDelivery(m *pb.WebhookDelivery, w *WebhookDelivery) error {
+	var d decoder
+	*w = WebhookDelivery{EventID: m.EventId, EventType: EventType(m.EventType), Attempt: int(m.Attempt),
+		Outcome: DeliveryOutcome(m.Outcome), Status: int(m.Status), Error: m.Error, Time: d.time(m.Time),
+		Duration:      time.Duration(math.Round(m.DurationMs * float64(time.Millisecond))),
+		NextAttemptAt: d.optTime(m.NextAttemptAt)}
+	return d.err
+}
+
+func decodeDeadLetter(m *pb.WebhookDeadLetter, w *WebhookDeadLetter) error {
+	var d decoder
+	*w = WebhookDeadLetter{EventID: m.EventId, EventType: EventType(m.EventType), JournalSeq: m.JournalSeq,
+		JournalIndex: int(m.JournalIndex), Attempts: int(m.Attempts), FirstAttemptAt: d.time(m.FirstAttemptAt),
+		DeadLetteredAt: d.time(m.DeadLetteredAt), LastStatus: int(m.LastStatus), LastError: m.LastError}
+	return d.err
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// The webhook endpoints of docs/webhooks.md (scope admin, REST only: over gRPC they fail
-// with errors.ErrUnsupported). Package client/webhook verifies what the endpoints receive.
+// The webhook endpoints of docs/webhooks.md (scope admin; over REST and gRPC alike).
+// Package client/webhook verifies what the endpoints receive.
 
 var (
 	opCreateWebhook      = &operation{"createWebhook", "POST", "/v1/webhooks", opUnkeyed}

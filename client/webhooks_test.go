@@ -183,7 +183,7 @@ func TestWebhooks(t *testing.T) {
 }
 
 // TestWebhookRefusals: a private receiver without --webhook-allow-private, a bad event
-// type, a create that is not retried, and the gRPC transport, which has no webhooks.
+// type, a create that is not retried, over REST and over gRPC.
 func TestWebhookRefusals(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -215,18 +215,24 @@ func TestWebhookRefusals(t *testing.T) {
 		t.Errorf("replay with a dropped answer: %v, %+v: want webhook_not_found on the second attempt", err, m)
 	}
 
+	// Over gRPC, the same refusals (TestTransportParity has the rest).
 	g := newGRPCClient(t, srv.GRPC)
+	_, err = g.CreateWebhook(ctx, client.CreateWebhookRequest{URL: "http://127.0.0.1:1/hook"})
+	if !errors.Is(err, client.ErrWebhookURLForbidden) || client.CodeOf(err) != client.CodeWebhookURLForbidden {
+		t.Errorf("CreateWebhook of a private URL over gRPC: %v, want webhook_url_forbidden", err)
+	}
 	for name, call := range map[string]func() error{
-		"CreateWebhook": func() error { _, err := g.CreateWebhook(ctx, client.CreateWebhookRequest{URL: "http://x"}); return err },
-		"ListWebhooks":  func() error { _, err := g.ListWebhooks(ctx, client.ListParams{}); return err },
 		"GetWebhook":    func() error { _, err := g.GetWebhook(ctx, "wh_x"); return err },
 		"DeleteWebhook": func() error { return g.DeleteWebhook(ctx, "wh_x") },
 		"Deliveries":    func() error { _, err := g.ListWebhookDeliveries(ctx, "wh_x", client.ListParams{}); return err },
 		"DeadLetters":   func() error { _, err := g.ListWebhookDeadLetters(ctx, "wh_x", client.ListParams{}); return err },
 		"Replay":        func() error { return g.ReplayWebhook(ctx, "wh_x", 1) },
 	} {
-		if err := call(); !errors.Is(err, errors.ErrUnsupported) {
-			t.Errorf("%s over gRPC: %v, want errors.ErrUnsupported", name, err)
+		if err := call(); !errors.Is(err, client.ErrWebhookNotFound) {
+			t.Errorf("%s over gRPC: %v, want webhook_not_found", name, err)
 		}
+	}
+	if l, err := g.ListWebhooks(ctx, client.ListParams{}); err != nil || len(l.Items) != 0 {
+		t.Errorf("ListWebhooks over gRPC: %+v, %v: want none", l, err)
 	}
 }

@@ -187,7 +187,7 @@ func startInProcess(ctx context.Context, withMetrics bool) (stop func(), url, gr
 	srv := &http.Server{Handler: httpapi.New(app.svc, httpapi.Options{Logger: log, OpenAPI: tpwallet.OpenAPI, Metrics: m}),
 		ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	grpcAddr, stopGRPC, err := startGRPC(&serveConfig{GRPCAddr: "127.0.0.1:0"}, app, limits.New(0, 0, 0), log)
+	grpcAddr, stopGRPC, err := startGRPC(&serveConfig{GRPCAddr: "127.0.0.1:0"}, app, limits.New(0, 0, 0), nil, log)
 	if err != nil {
 		srv.Close()
 		app.close()

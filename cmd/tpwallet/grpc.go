@@ -9,12 +9,15 @@ import (
 
 	"github.com/tpwallet/tpwallet/internal/grpcapi"
 	"github.com/tpwallet/tpwallet/internal/limits"
+	"github.com/tpwallet/tpwallet/internal/webhook"
 )
 
 // startGRPC serves the gRPC API (docs/grpc.md) on c.GRPCAddr, when set, under lim (REST's
-// limits too: one in-flight bound and one rate per key across both), and returns the address it listens on. stop stops it gracefully within ctx
-// (streams end, unary calls finish); it may be called more than once.
-func startGRPC(c *serveConfig, a *app, lim *limits.Limits, log *slog.Logger) (addr string, stop func(ctx context.Context), err error) {
+// limits too: one in-flight bound and one rate per key across both), with REST's webhook
+// manager hooks (nil: none) and the app's followers, and returns the address it listens
+// on. stop stops it gracefully within ctx (streams end, unary calls finish); it may be
+// called more than once.
+func startGRPC(c *serveConfig, a *app, lim *limits.Limits, hooks *webhook.Manager, log *slog.Logger) (addr string, stop func(ctx context.Context), err error) {
 	if c.GRPCAddr == "" {
 		return "", func(context.Context) {}, nil
 	}
@@ -23,7 +26,7 @@ func startGRPC(c *serveConfig, a *app, lim *limits.Limits, log *slog.Logger) (ad
 		return "", nil, fmt.Errorf("--grpc-addr: %w", err)
 	}
 	srv := grpcapi.New(a.svc, grpcapi.Options{Logger: log, Limits: lim,
-		IdleTimeout: c.IdleTimeout, Hub: a.hub})
+		IdleTimeout: c.IdleTimeout, Hub: a.hub, Followers: a.followers, Webhooks: hooks})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -245,7 +245,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	_, stopGRPC, err := startGRPC(&c, app, lim, log)
+	_, stopGRPC, err := startGRPC(&c, app, lim, hooks, log)
 	if err != nil {
 		return err
 	}

@@ -79,10 +79,14 @@ func TestEveryMethodGuarded(t *testing.T) {
 		"TransferService/PostTransfer": true, "TransferService/IncreaseTransfer": true,
 		"TransferService/VoidTransfer": true, "TransferService/CreateTransferBatch": true,
 		"TransferService/SubmitTransfers": true,
+		"WebhookService/CreateWebhook":    true, "WebhookService/ListWebhooks": true, "WebhookService/GetWebhook": true,
+		"WebhookService/DeleteWebhook": true, "WebhookService/ListWebhookDeliveries": true,
+		"WebhookService/ListWebhookDeadLetters": true, "WebhookService/ReplayWebhook": true,
+		"FollowerService/ListFollowers": true,
 	}
 	methods := tpwalletMethods(t)
-	if len(methods) != 23 {
-		t.Errorf("got %d RPCs, want 23: a new one needs a row here and in the server's method table", len(methods))
+	if len(methods) != 31 {
+		t.Errorf("got %d RPCs, want 31: a new one needs a row here and in the server's method table", len(methods))
 	}
 	for rpc, streaming := range methods {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/journal"
 	"github.com/tpwallet/tpwallet/internal/service"
 	"github.com/tpwallet/tpwallet/internal/store/pebblestore"
+	"github.com/tpwallet/tpwallet/internal/webhook"
 	tpwalletv1 "github.com/tpwallet/tpwallet/proto/tpwallet/v1"
 )
 
@@ -82,16 +84,29 @@ type stack struct {
 	eng   *engine.Engine
 	svc   *service.Service
 	hub   *events.Hub
+	set   *events.Set
+	hooks *webhook.Manager
 	rest  *httptest.Server
 	grpc  *grpcapi.Server
 	conn  *grpc.ClientConn
 	admin string
+	// hookID is the webhook endpoint the parity script created last.
+	hookID string
 }
 
 type stackOptions struct {
 	engine  engine.Options
 	service service.Options
 	grpc    grpcapi.Options
+	webhook webhook.Options
+}
+
+// publicResolver resolves every name to a public address, so that webhook URLs pass
+// the registration check without DNS (the parity script delivers nothing to them).
+type publicResolver struct{}
+
+func (publicResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("93.184.216.34")}, nil
 }
 
 func newStack(tb testing.TB) *stack {
@@ -123,13 +138,31 @@ func openStack(tb testing.TB, o stackOptions) *stack {
 		eng.Close()
 		tb.Fatalf("EnsureAdminKey: %v", err)
 	}
-	s := &stack{store: fs, eng: eng, svc: svc, hub: hub, admin: adminSecret}
-	s.rest = httptest.NewServer(httpapi.New(svc, httpapi.Options{OpenAPI: tpwallet.OpenAPI, Hub: hub}))
+	// As serve: the webhook endpoints' followers run in a set woken by the hub.
+	hub.Committed(eng.HeadSeq())
+	set := events.NewSet(hub)
+	set.Start(ctx)
+	o.webhook.Meta, o.webhook.Source, o.webhook.Set, o.webhook.Hub = ps, ps, set, hub
+	if o.webhook.Resolver == nil {
+		o.webhook.Resolver = publicResolver{}
+	}
+	if o.webhook.Now == nil {
+		o.webhook.Now = o.service.Now
+	}
+	hooks, err := webhook.Open(ctx, o.webhook)
+	if err != nil {
+		set.Stop()
+		eng.Close()
+		tb.Fatalf("webhook.Open: %v", err)
+	}
+	s := &stack{store: fs, eng: eng, svc: svc, hub: hub, set: set, hooks: hooks, admin: adminSecret}
+	s.rest = httptest.NewServer(httpapi.New(svc, httpapi.Options{OpenAPI: tpwallet.OpenAPI, Hub: hub,
+		Followers: set, Webhooks: hooks}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	o.grpc.Hub = hub
+	o.grpc.Hub, o.grpc.Followers, o.grpc.Webhooks = hub, set, hooks
 	s.grpc = grpcapi.New(svc, o.grpc)
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(ln) }()
@@ -141,6 +174,8 @@ func openStack(tb testing.TB, o stackOptions) *stack {
 		s.conn.Close()
 		s.stopGRPC(tb, served)
 		s.rest.Close()
+		hooks.Close()
+		set.Stop()
 		if err := eng.Close(); err != nil {
 			tb.Errorf("engine close: %v", err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/tpwallet/tpwallet/internal/ledger"
 	"github.com/tpwallet/tpwallet/internal/limits"
 	"github.com/tpwallet/tpwallet/internal/service"
+	"github.com/tpwallet/tpwallet/internal/webhook"
 	tpwalletv1 "github.com/tpwallet/tpwallet/proto/tpwallet/v1"
 )
 
@@ -68,17 +69,23 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Hub tells StreamEvents of new commits at once (nil: it polls the store).
 	Hub *events.Hub
+	// Followers are the journal's followers ListFollowers reports on (nil: none).
+	Followers *events.Set
+	// Webhooks serves WebhookService (nil: its RPCs answer not_found).
+	Webhooks *webhook.Manager
 }
 
 // Server is the gRPC API of proto/tpwallet/v1 over a service.
 type Server struct {
-	svc     *service.Service
-	log     *slog.Logger
-	limits  *limits.Limits
-	hub     *events.Hub
-	grpc    *grpc.Server
-	health  *healthService
-	methods map[string]method
+	svc      *service.Service
+	log      *slog.Logger
+	limits   *limits.Limits
+	hub      *events.Hub
+	follow   *events.Set
+	webhooks *webhook.Manager
+	grpc     *grpc.Server
+	health   *healthService
+	methods  map[string]method
 
 	// stopping is cancelled when Stop begins: streams wind down and health turns
 	// NOT_SERVING.
@@ -97,14 +104,14 @@ type method struct {
 	max   int // bound on the request message (unary) in bytes
 }
 
-// New returns the gRPC server: the six tpwallet services, grpc.health.v1 (SERVING while
+// New returns the gRPC server: the eight tpwallet services, grpc.health.v1 (SERVING while
 // the instance takes writes, as /readyz) and server reflection.
 func New(svc *service.Service, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, log: o.Logger, limits: o.limiter(),
-		hub: o.Hub, methods: methodTable()}
+		hub: o.Hub, follow: o.Followers, webhooks: o.Webhooks, methods: methodTable()}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(
 		grpc.ForceServerCodecV2(newCodec()), // the proto codec, sending wire.go's answers as they are
@@ -122,6 +129,8 @@ func New(svc *service.Service, o Options) *Server {
 	tpwalletv1.RegisterTransferServiceServer(s.grpc, transfers{Server: s})
 	tpwalletv1.RegisterJournalServiceServer(s.grpc, journals{Server: s})
 	tpwalletv1.RegisterEventServiceServer(s.grpc, eventStreams{Server: s})
+	tpwalletv1.RegisterWebhookServiceServer(s.grpc, webhooks{Server: s})
+	tpwalletv1.RegisterFollowerServiceServer(s.grpc, followers{Server: s})
 	s.health = newHealth(s)
 	reflection.Register(s.grpc)
 	return s
@@ -188,6 +197,16 @@ func methodTable() map[string]method {
 		tpwalletv1.JournalService_GetHead_FullMethodName:     read,
 
 		tpwalletv1.EventService_StreamEvents_FullMethodName: read,
+
+		tpwalletv1.WebhookService_CreateWebhook_FullMethodName:          admin,
+		tpwalletv1.WebhookService_ListWebhooks_FullMethodName:           admin,
+		tpwalletv1.WebhookService_GetWebhook_FullMethodName:             admin,
+		tpwalletv1.WebhookService_DeleteWebhook_FullMethodName:          admin,
+		tpwalletv1.WebhookService_ListWebhookDeliveries_FullMethodName:  admin,
+		tpwalletv1.WebhookService_ListWebhookDeadLetters_FullMethodName: admin,
+		tpwalletv1.WebhookService_ReplayWebhook_FullMethodName:          admin,
+
+		tpwalletv1.FollowerService_ListFollowers_FullMethodName: admin,
 	}
 }
 
@@ -314,6 +333,14 @@ type (
 	eventStreams struct {
 		*Server
 		tpwalletv1.UnimplementedEventServiceServer
+	}
+	webhooks struct {
+		*Server
+		tpwalletv1.UnimplementedWebhookServiceServer
+	}
+	followers struct {
+		*Server
+		tpwalletv1.UnimplementedFollowerServiceServer
 	}
 )
 

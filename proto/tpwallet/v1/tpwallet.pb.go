@@ -1246,6 +1246,622 @@ func (*TransferResult_Transfer) isTransferResult_Result() {}
 
 func (*TransferResult_Error) isTransferResult_Result() {}
 
+// WebhookPosition is the next event a webhook endpoint delivers: the first change
+// (index, from 0) of journal record seq not yet delivered.
+type WebhookPosition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Index         int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookPosition) Reset() {
+	*x = WebhookPosition{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookPosition) ProtoMessage() {}
+
+func (x *WebhookPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookPosition.ProtoReflect.Descriptor instead.
+func (*WebhookPosition) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WebhookPosition) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *WebhookPosition) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// WebhookStatus is how delivery to an endpoint stands (docs/webhooks.md). A time or text
+// REST writes as null is "" here, a count REST writes as null 0.
+type WebhookStatus struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Running             bool                   `protobuf:"varint,1,opt,name=running,proto3" json:"running,omitempty"` // this instance runs its deliveries (the leader)
+	Position            *WebhookPosition       `protobuf:"bytes,2,opt,name=position,proto3" json:"position,omitempty"`
+	LagRecords          uint64                 `protobuf:"varint,3,opt,name=lag_records,json=lagRecords,proto3" json:"lag_records,omitempty"`
+	LagSeconds          float64                `protobuf:"fixed64,4,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"`
+	Delivered           uint64                 `protobuf:"varint,5,opt,name=delivered,proto3" json:"delivered,omitempty"` // since this instance started
+	Breaker             string                 `protobuf:"bytes,6,opt,name=breaker,proto3" json:"breaker,omitempty"`      // closed, open
+	ConsecutiveFailures int32                  `protobuf:"varint,7,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	OpenedAt            string                 `protobuf:"bytes,8,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
+	NextAttemptAt       string                 `protobuf:"bytes,9,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	RetryingEventId     string                 `protobuf:"bytes,10,opt,name=retrying_event_id,json=retryingEventId,proto3" json:"retrying_event_id,omitempty"`
+	Attempts            int32                  `protobuf:"varint,11,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	LastError           string                 `protobuf:"bytes,12,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorAt         string                 `protobuf:"bytes,13,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
+	LastSuccessAt       string                 `protobuf:"bytes,14,opt,name=last_success_at,json=lastSuccessAt,proto3" json:"last_success_at,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *WebhookStatus) Reset() {
+	*x = WebhookStatus{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookStatus) ProtoMessage() {}
+
+func (x *WebhookStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookStatus.ProtoReflect.Descriptor instead.
+func (*WebhookStatus) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *WebhookStatus) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *WebhookStatus) GetPosition() *WebhookPosition {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+func (x *WebhookStatus) GetLagRecords() uint64 {
+	if x != nil {
+		return x.LagRecords
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetLagSeconds() float64 {
+	if x != nil {
+		return x.LagSeconds
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetBreaker() string {
+	if x != nil {
+		return x.Breaker
+	}
+	return ""
+}
+
+func (x *WebhookStatus) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetOpenedAt() string {
+	if x != nil {
+		return x.OpenedAt
+	}
+	return ""
+}
+
+func (x *WebhookStatus) GetNextAttemptAt() string {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return ""
+}
+
+func (x *WebhookStatus) GetRetryingEventId() string {
+	if x != nil {
+		return x.RetryingEventId
+	}
+	return ""
+}
+
+func (x *WebhookStatus) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WebhookStatus) GetLastErrorAt() string {
+	if x != nil {
+		return x.LastErrorAt
+	}
+	return ""
+}
+
+func (x *WebhookStatus) GetLastSuccessAt() string {
+	if x != nil {
+		return x.LastSuccessAt
+	}
+	return ""
+}
+
+// Webhook is a webhook endpoint. secret is set only in CreateWebhook's answer.
+type Webhook struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	EventTypes    []string               `protobuf:"bytes,3,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"` // none: every type
+	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Secret        string                 `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	CreatedAt     string                 `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Status        *WebhookStatus         `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Webhook) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *Webhook) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Webhook) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Webhook) GetCreatedAt() string {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return ""
+}
+
+func (x *Webhook) GetStatus() *WebhookStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// WebhookDelivery is one attempt of the delivery log.
+type WebhookDelivery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventType     string                 `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Outcome       string                 `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"` // delivered, retrying, dead_lettered
+	Status        int32                  `protobuf:"varint,5,opt,name=status,proto3" json:"status,omitempty"`  // the HTTP status answered; 0 for none (REST: null)
+	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`     // "" for none (REST: null)
+	Time          string                 `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
+	DurationMs    float64                `protobuf:"fixed64,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	NextAttemptAt string                 `protobuf:"bytes,9,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"` // "" for none (REST: null)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WebhookDelivery) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetTime() string {
+	if x != nil {
+		return x.Time
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetDurationMs() float64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetNextAttemptAt() string {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return ""
+}
+
+// WebhookDeadLetter is an event the endpoint gave up on.
+type WebhookDeadLetter struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	EventId        string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventType      string                 `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	JournalSeq     uint64                 `protobuf:"varint,3,opt,name=journal_seq,json=journalSeq,proto3" json:"journal_seq,omitempty"`
+	JournalIndex   int32                  `protobuf:"varint,4,opt,name=journal_index,json=journalIndex,proto3" json:"journal_index,omitempty"`
+	Attempts       int32                  `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	FirstAttemptAt string                 `protobuf:"bytes,6,opt,name=first_attempt_at,json=firstAttemptAt,proto3" json:"first_attempt_at,omitempty"`
+	DeadLetteredAt string                 `protobuf:"bytes,7,opt,name=dead_lettered_at,json=deadLetteredAt,proto3" json:"dead_lettered_at,omitempty"`
+	LastStatus     int32                  `protobuf:"varint,8,opt,name=last_status,json=lastStatus,proto3" json:"last_status,omitempty"` // 0 for none (REST: null)
+	LastError      string                 `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WebhookDeadLetter) Reset() {
+	*x = WebhookDeadLetter{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDeadLetter) ProtoMessage() {}
+
+func (x *WebhookDeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDeadLetter.ProtoReflect.Descriptor instead.
+func (*WebhookDeadLetter) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WebhookDeadLetter) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *WebhookDeadLetter) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *WebhookDeadLetter) GetJournalSeq() uint64 {
+	if x != nil {
+		return x.JournalSeq
+	}
+	return 0
+}
+
+func (x *WebhookDeadLetter) GetJournalIndex() int32 {
+	if x != nil {
+		return x.JournalIndex
+	}
+	return 0
+}
+
+func (x *WebhookDeadLetter) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookDeadLetter) GetFirstAttemptAt() string {
+	if x != nil {
+		return x.FirstAttemptAt
+	}
+	return ""
+}
+
+func (x *WebhookDeadLetter) GetDeadLetteredAt() string {
+	if x != nil {
+		return x.DeadLetteredAt
+	}
+	return ""
+}
+
+func (x *WebhookDeadLetter) GetLastStatus() int32 {
+	if x != nil {
+		return x.LastStatus
+	}
+	return 0
+}
+
+func (x *WebhookDeadLetter) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+// Follower is one follower of the journal (GET /v1/followers).
+type Follower struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Running       bool                   `protobuf:"varint,2,opt,name=running,proto3" json:"running,omitempty"`
+	Position      string                 `protobuf:"bytes,3,opt,name=position,proto3" json:"position,omitempty"` // the next event to deliver, "<seq>-<index>"
+	Delivered     uint64                 `protobuf:"varint,4,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	Errors        uint64                 `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
+	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LagRecords    uint64                 `protobuf:"varint,7,opt,name=lag_records,json=lagRecords,proto3" json:"lag_records,omitempty"`
+	LagSeconds    float64                `protobuf:"fixed64,8,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Follower) Reset() {
+	*x = Follower{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Follower) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Follower) ProtoMessage() {}
+
+func (x *Follower) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Follower.ProtoReflect.Descriptor instead.
+func (*Follower) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Follower) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Follower) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *Follower) GetPosition() string {
+	if x != nil {
+		return x.Position
+	}
+	return ""
+}
+
+func (x *Follower) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *Follower) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *Follower) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *Follower) GetLagRecords() uint64 {
+	if x != nil {
+		return x.LagRecords
+	}
+	return 0
+}
+
+func (x *Follower) GetLagSeconds() float64 {
+	if x != nil {
+		return x.LagSeconds
+	}
+	return 0
+}
+
 type CreateAPIKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1256,7 +1872,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[15]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1884,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[15]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1897,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{15}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateAPIKeyRequest) GetName() string {
@@ -1308,7 +1924,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[16]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1936,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[16]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1949,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{16}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListAPIKeysRequest) GetLimit() int32 {
@@ -1360,7 +1976,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[17]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1988,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[17]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +2001,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{17}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAPIKeysResponse) GetItems() []*APIKey {
@@ -1411,7 +2027,7 @@ type DeleteAPIKeyRequest struct {
 
 func (x *DeleteAPIKeyRequest) Reset() {
 	*x = DeleteAPIKeyRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[18]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +2039,7 @@ func (x *DeleteAPIKeyRequest) String() string {
 func (*DeleteAPIKeyRequest) ProtoMessage() {}
 
 func (x *DeleteAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[18]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +2052,7 @@ func (x *DeleteAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{18}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteAPIKeyRequest) GetId() string {
@@ -1454,7 +2070,7 @@ type DeleteAPIKeyResponse struct {
 
 func (x *DeleteAPIKeyResponse) Reset() {
 	*x = DeleteAPIKeyResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[19]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +2082,7 @@ func (x *DeleteAPIKeyResponse) String() string {
 func (*DeleteAPIKeyResponse) ProtoMessage() {}
 
 func (x *DeleteAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[19]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +2095,7 @@ func (x *DeleteAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{19}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{25}
 }
 
 type ListAssetsRequest struct {
@@ -1490,7 +2106,7 @@ type ListAssetsRequest struct {
 
 func (x *ListAssetsRequest) Reset() {
 	*x = ListAssetsRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[20]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +2118,7 @@ func (x *ListAssetsRequest) String() string {
 func (*ListAssetsRequest) ProtoMessage() {}
 
 func (x *ListAssetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[20]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +2131,7 @@ func (x *ListAssetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAssetsRequest.ProtoReflect.Descriptor instead.
 func (*ListAssetsRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{20}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{26}
 }
 
 type ListAssetsResponse struct {
@@ -1527,7 +2143,7 @@ type ListAssetsResponse struct {
 
 func (x *ListAssetsResponse) Reset() {
 	*x = ListAssetsResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[21]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +2155,7 @@ func (x *ListAssetsResponse) String() string {
 func (*ListAssetsResponse) ProtoMessage() {}
 
 func (x *ListAssetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[21]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +2168,7 @@ func (x *ListAssetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAssetsResponse.ProtoReflect.Descriptor instead.
 func (*ListAssetsResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{21}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListAssetsResponse) GetItems() []*Asset {
@@ -1572,7 +2188,7 @@ type CreateAssetRequest struct {
 
 func (x *CreateAssetRequest) Reset() {
 	*x = CreateAssetRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[22]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +2200,7 @@ func (x *CreateAssetRequest) String() string {
 func (*CreateAssetRequest) ProtoMessage() {}
 
 func (x *CreateAssetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[22]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +2213,7 @@ func (x *CreateAssetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAssetRequest.ProtoReflect.Descriptor instead.
 func (*CreateAssetRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{22}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateAssetRequest) GetCode() string {
@@ -1628,7 +2244,7 @@ type CreateAccountRequest struct {
 
 func (x *CreateAccountRequest) Reset() {
 	*x = CreateAccountRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[23]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +2256,7 @@ func (x *CreateAccountRequest) String() string {
 func (*CreateAccountRequest) ProtoMessage() {}
 
 func (x *CreateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[23]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +2269,7 @@ func (x *CreateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{23}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateAccountRequest) GetId() string {
@@ -1707,7 +2323,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[24]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +2335,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[24]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +2348,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{24}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAccountRequest) GetId() string {
@@ -1753,7 +2369,7 @@ type ListAccountsRequest struct {
 
 func (x *ListAccountsRequest) Reset() {
 	*x = ListAccountsRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[25]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1765,7 +2381,7 @@ func (x *ListAccountsRequest) String() string {
 func (*ListAccountsRequest) ProtoMessage() {}
 
 func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[25]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1778,7 +2394,7 @@ func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountsRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{25}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListAccountsRequest) GetOwner() string {
@@ -1812,7 +2428,7 @@ type ListAccountsResponse struct {
 
 func (x *ListAccountsResponse) Reset() {
 	*x = ListAccountsResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[26]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2440,7 @@ func (x *ListAccountsResponse) String() string {
 func (*ListAccountsResponse) ProtoMessage() {}
 
 func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[26]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2453,7 @@ func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountsResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{26}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListAccountsResponse) GetItems() []*Account {
@@ -1863,7 +2479,7 @@ type FreezeAccountRequest struct {
 
 func (x *FreezeAccountRequest) Reset() {
 	*x = FreezeAccountRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[27]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +2491,7 @@ func (x *FreezeAccountRequest) String() string {
 func (*FreezeAccountRequest) ProtoMessage() {}
 
 func (x *FreezeAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[27]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2504,7 @@ func (x *FreezeAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeAccountRequest.ProtoReflect.Descriptor instead.
 func (*FreezeAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{27}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FreezeAccountRequest) GetId() string {
@@ -1907,7 +2523,7 @@ type UnfreezeAccountRequest struct {
 
 func (x *UnfreezeAccountRequest) Reset() {
 	*x = UnfreezeAccountRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[28]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2535,7 @@ func (x *UnfreezeAccountRequest) String() string {
 func (*UnfreezeAccountRequest) ProtoMessage() {}
 
 func (x *UnfreezeAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[28]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2548,7 @@ func (x *UnfreezeAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnfreezeAccountRequest.ProtoReflect.Descriptor instead.
 func (*UnfreezeAccountRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{28}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UnfreezeAccountRequest) GetId() string {
@@ -1953,7 +2569,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[29]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2581,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[29]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2594,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{29}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListEntriesRequest) GetAccountId() string {
@@ -2012,7 +2628,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[30]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2640,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[30]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2653,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{30}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListEntriesResponse) GetItems() []*Entry {
@@ -2064,7 +2680,7 @@ type GetBalanceRequest struct {
 
 func (x *GetBalanceRequest) Reset() {
 	*x = GetBalanceRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[31]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2692,7 @@ func (x *GetBalanceRequest) String() string {
 func (*GetBalanceRequest) ProtoMessage() {}
 
 func (x *GetBalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[31]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2705,7 @@ func (x *GetBalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalanceRequest.ProtoReflect.Descriptor instead.
 func (*GetBalanceRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{31}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetBalanceRequest) GetAccountId() string {
@@ -2116,7 +2732,7 @@ type Hold struct {
 
 func (x *Hold) Reset() {
 	*x = Hold{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[32]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2744,7 @@ func (x *Hold) String() string {
 func (*Hold) ProtoMessage() {}
 
 func (x *Hold) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[32]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2757,7 @@ func (x *Hold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hold.ProtoReflect.Descriptor instead.
 func (*Hold) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{32}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Hold) GetTimeoutSeconds() int64 {
@@ -2168,7 +2784,7 @@ type CreateTransferRequest struct {
 
 func (x *CreateTransferRequest) Reset() {
 	*x = CreateTransferRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[33]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2796,7 @@ func (x *CreateTransferRequest) String() string {
 func (*CreateTransferRequest) ProtoMessage() {}
 
 func (x *CreateTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[33]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2809,7 @@ func (x *CreateTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTransferRequest.ProtoReflect.Descriptor instead.
 func (*CreateTransferRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{33}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateTransferRequest) GetId() string {
@@ -2268,7 +2884,7 @@ type GetTransferRequest struct {
 
 func (x *GetTransferRequest) Reset() {
 	*x = GetTransferRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[34]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2896,7 @@ func (x *GetTransferRequest) String() string {
 func (*GetTransferRequest) ProtoMessage() {}
 
 func (x *GetTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[34]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2909,7 @@ func (x *GetTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransferRequest.ProtoReflect.Descriptor instead.
 func (*GetTransferRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{34}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetTransferRequest) GetId() string {
@@ -2314,7 +2930,7 @@ type ListTransfersRequest struct {
 
 func (x *ListTransfersRequest) Reset() {
 	*x = ListTransfersRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[35]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2942,7 @@ func (x *ListTransfersRequest) String() string {
 func (*ListTransfersRequest) ProtoMessage() {}
 
 func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[35]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2955,7 @@ func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransfersRequest.ProtoReflect.Descriptor instead.
 func (*ListTransfersRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{35}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListTransfersRequest) GetAccount() string {
@@ -2373,7 +2989,7 @@ type ListTransfersResponse struct {
 
 func (x *ListTransfersResponse) Reset() {
 	*x = ListTransfersResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[36]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +3001,7 @@ func (x *ListTransfersResponse) String() string {
 func (*ListTransfersResponse) ProtoMessage() {}
 
 func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[36]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +3014,7 @@ func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransfersResponse.ProtoReflect.Descriptor instead.
 func (*ListTransfersResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{36}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListTransfersResponse) GetItems() []*Transfer {
@@ -2426,7 +3042,7 @@ type PostTransferRequest struct {
 
 func (x *PostTransferRequest) Reset() {
 	*x = PostTransferRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[37]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +3054,7 @@ func (x *PostTransferRequest) String() string {
 func (*PostTransferRequest) ProtoMessage() {}
 
 func (x *PostTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[37]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +3067,7 @@ func (x *PostTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostTransferRequest.ProtoReflect.Descriptor instead.
 func (*PostTransferRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{37}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PostTransferRequest) GetId() string {
@@ -2485,7 +3101,7 @@ type IncreaseTransferRequest struct {
 
 func (x *IncreaseTransferRequest) Reset() {
 	*x = IncreaseTransferRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[38]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +3113,7 @@ func (x *IncreaseTransferRequest) String() string {
 func (*IncreaseTransferRequest) ProtoMessage() {}
 
 func (x *IncreaseTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[38]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +3126,7 @@ func (x *IncreaseTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncreaseTransferRequest.ProtoReflect.Descriptor instead.
 func (*IncreaseTransferRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{38}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *IncreaseTransferRequest) GetId() string {
@@ -2536,7 +3152,7 @@ type VoidTransferRequest struct {
 
 func (x *VoidTransferRequest) Reset() {
 	*x = VoidTransferRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[39]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +3164,7 @@ func (x *VoidTransferRequest) String() string {
 func (*VoidTransferRequest) ProtoMessage() {}
 
 func (x *VoidTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[39]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +3177,7 @@ func (x *VoidTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoidTransferRequest.ProtoReflect.Descriptor instead.
 func (*VoidTransferRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{39}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *VoidTransferRequest) GetId() string {
@@ -2581,7 +3197,7 @@ type CreateTransferBatchRequest struct {
 
 func (x *CreateTransferBatchRequest) Reset() {
 	*x = CreateTransferBatchRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[40]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +3209,7 @@ func (x *CreateTransferBatchRequest) String() string {
 func (*CreateTransferBatchRequest) ProtoMessage() {}
 
 func (x *CreateTransferBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[40]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +3222,7 @@ func (x *CreateTransferBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTransferBatchRequest.ProtoReflect.Descriptor instead.
 func (*CreateTransferBatchRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{40}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateTransferBatchRequest) GetAtomic() bool {
@@ -2635,7 +3251,7 @@ type CreateTransferBatchResponse struct {
 
 func (x *CreateTransferBatchResponse) Reset() {
 	*x = CreateTransferBatchResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[41]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +3263,7 @@ func (x *CreateTransferBatchResponse) String() string {
 func (*CreateTransferBatchResponse) ProtoMessage() {}
 
 func (x *CreateTransferBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[41]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +3276,7 @@ func (x *CreateTransferBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTransferBatchResponse.ProtoReflect.Descriptor instead.
 func (*CreateTransferBatchResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{41}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateTransferBatchResponse) GetTransfers() []*Transfer {
@@ -2686,7 +3302,7 @@ type SubmitTransfersRequest struct {
 
 func (x *SubmitTransfersRequest) Reset() {
 	*x = SubmitTransfersRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[42]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +3314,7 @@ func (x *SubmitTransfersRequest) String() string {
 func (*SubmitTransfersRequest) ProtoMessage() {}
 
 func (x *SubmitTransfersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[42]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +3327,7 @@ func (x *SubmitTransfersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTransfersRequest.ProtoReflect.Descriptor instead.
 func (*SubmitTransfersRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{42}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SubmitTransfersRequest) GetTransfers() []*CreateTransferRequest {
@@ -2730,7 +3346,7 @@ type SubmitTransfersResponse struct {
 
 func (x *SubmitTransfersResponse) Reset() {
 	*x = SubmitTransfersResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[43]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +3358,7 @@ func (x *SubmitTransfersResponse) String() string {
 func (*SubmitTransfersResponse) ProtoMessage() {}
 
 func (x *SubmitTransfersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[43]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +3371,7 @@ func (x *SubmitTransfersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTransfersResponse.ProtoReflect.Descriptor instead.
 func (*SubmitTransfersResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{43}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SubmitTransfersResponse) GetResults() []*TransferResult {
@@ -2775,7 +3391,7 @@ type ListRecordsRequest struct {
 
 func (x *ListRecordsRequest) Reset() {
 	*x = ListRecordsRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[44]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2787,7 +3403,7 @@ func (x *ListRecordsRequest) String() string {
 func (*ListRecordsRequest) ProtoMessage() {}
 
 func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[44]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2800,7 +3416,7 @@ func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{44}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListRecordsRequest) GetAfter() uint64 {
@@ -2827,7 +3443,7 @@ type ListRecordsResponse struct {
 
 func (x *ListRecordsResponse) Reset() {
 	*x = ListRecordsResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[45]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2839,7 +3455,7 @@ func (x *ListRecordsResponse) String() string {
 func (*ListRecordsResponse) ProtoMessage() {}
 
 func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[45]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2852,7 +3468,7 @@ func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{45}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListRecordsResponse) GetItems() []*Record {
@@ -2877,7 +3493,7 @@ type GetHeadRequest struct {
 
 func (x *GetHeadRequest) Reset() {
 	*x = GetHeadRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[46]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +3505,7 @@ func (x *GetHeadRequest) String() string {
 func (*GetHeadRequest) ProtoMessage() {}
 
 func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[46]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +3518,7 @@ func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadRequest.ProtoReflect.Descriptor instead.
 func (*GetHeadRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{46}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{52}
 }
 
 type StreamEventsRequest struct {
@@ -2918,7 +3534,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[47]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3546,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[47]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3559,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{47}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *StreamEventsRequest) GetAfter() string {
@@ -2969,7 +3585,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[48]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3597,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[48]
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,12 +3610,708 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{48}
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *StreamEventsResponse) GetEvents() []*Event {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+type CreateWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`                                 // required: https (or http), a public host
+	EventTypes    []string               `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"` // none: every type
+	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CreateWebhookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *CreateWebhookRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type ListWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"` // 1-1000; 0 means the default, 50
+	Cursor        string                 `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListWebhooksRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListWebhooksRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListWebhooksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*Webhook             `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"` // "" on the last page
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListWebhooksResponse) GetItems() []*Webhook {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ListWebhooksResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type GetWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookRequest) Reset() {
+	*x = GetWebhookRequest{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookRequest) ProtoMessage() {}
+
+func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
+func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *GetWebhookRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookRequest) Reset() {
+	*x = DeleteWebhookRequest{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *DeleteWebhookRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookResponse) Reset() {
+	*x = DeleteWebhookResponse{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{60}
+}
+
+type ListWebhookDeliveriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Cursor        string                 `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesRequest) Reset() {
+	*x = ListWebhookDeliveriesRequest{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListWebhookDeliveriesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ListWebhookDeliveriesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListWebhookDeliveriesRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListWebhookDeliveriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*WebhookDelivery     `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesResponse) Reset() {
+	*x = ListWebhookDeliveriesResponse{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ListWebhookDeliveriesResponse) GetItems() []*WebhookDelivery {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ListWebhookDeliveriesResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type ListWebhookDeadLettersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Cursor        string                 `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeadLettersRequest) Reset() {
+	*x = ListWebhookDeadLettersRequest{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ListWebhookDeadLettersRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ListWebhookDeadLettersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListWebhookDeadLettersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListWebhookDeadLettersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*WebhookDeadLetter   `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeadLettersResponse) Reset() {
+	*x = ListWebhookDeadLettersResponse{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ListWebhookDeadLettersResponse) GetItems() []*WebhookDeadLetter {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ListWebhookDeadLettersResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type ReplayWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	FromSeq       *uint64                `protobuf:"varint,2,opt,name=from_seq,json=fromSeq,proto3,oneof" json:"from_seq,omitempty"` // required
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayWebhookRequest) Reset() {
+	*x = ReplayWebhookRequest{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayWebhookRequest) ProtoMessage() {}
+
+func (x *ReplayWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayWebhookRequest.ProtoReflect.Descriptor instead.
+func (*ReplayWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ReplayWebhookRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplayWebhookRequest) GetFromSeq() uint64 {
+	if x != nil && x.FromSeq != nil {
+		return *x.FromSeq
+	}
+	return 0
+}
+
+type ReplayWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	FromSeq       uint64                 `protobuf:"varint,2,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayWebhookResponse) Reset() {
+	*x = ReplayWebhookResponse{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayWebhookResponse) ProtoMessage() {}
+
+func (x *ReplayWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayWebhookResponse.ProtoReflect.Descriptor instead.
+func (*ReplayWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ReplayWebhookResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplayWebhookResponse) GetFromSeq() uint64 {
+	if x != nil {
+		return x.FromSeq
+	}
+	return 0
+}
+
+type ListFollowersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFollowersRequest) Reset() {
+	*x = ListFollowersRequest{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFollowersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFollowersRequest) ProtoMessage() {}
+
+func (x *ListFollowersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFollowersRequest.ProtoReflect.Descriptor instead.
+func (*ListFollowersRequest) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{67}
+}
+
+type ListFollowersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*Follower            `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFollowersResponse) Reset() {
+	*x = ListFollowersResponse{}
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFollowersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFollowersResponse) ProtoMessage() {}
+
+func (x *ListFollowersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tpwallet_v1_tpwallet_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFollowersResponse.ProtoReflect.Descriptor instead.
+func (*ListFollowersResponse) Descriptor() ([]byte, []int) {
+	return file_tpwallet_v1_tpwallet_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ListFollowersResponse) GetItems() []*Follower {
+	if x != nil {
+		return x.Items
 	}
 	return nil
 }
@@ -3118,7 +4430,77 @@ const file_tpwallet_v1_tpwallet_proto_rawDesc = "" +
 	"\btransfer\x18\x01 \x01(\v2\x15.tpwallet.v1.TransferH\x00R\btransfer\x12*\n" +
 	"\x05error\x18\x02 \x01(\v2\x12.tpwallet.v1.ErrorH\x00R\x05error\x12\x1a\n" +
 	"\bexisting\x18\x03 \x01(\bR\bexistingB\b\n" +
-	"\x06result\"A\n" +
+	"\x06result\"9\n" +
+	"\x0fWebhookPosition\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x05R\x05index\"\x88\x04\n" +
+	"\rWebhookStatus\x12\x18\n" +
+	"\arunning\x18\x01 \x01(\bR\arunning\x128\n" +
+	"\bposition\x18\x02 \x01(\v2\x1c.tpwallet.v1.WebhookPositionR\bposition\x12\x1f\n" +
+	"\vlag_records\x18\x03 \x01(\x04R\n" +
+	"lagRecords\x12\x1f\n" +
+	"\vlag_seconds\x18\x04 \x01(\x01R\n" +
+	"lagSeconds\x12\x1c\n" +
+	"\tdelivered\x18\x05 \x01(\x04R\tdelivered\x12\x18\n" +
+	"\abreaker\x18\x06 \x01(\tR\abreaker\x121\n" +
+	"\x14consecutive_failures\x18\a \x01(\x05R\x13consecutiveFailures\x12\x1b\n" +
+	"\topened_at\x18\b \x01(\tR\bopenedAt\x12&\n" +
+	"\x0fnext_attempt_at\x18\t \x01(\tR\rnextAttemptAt\x12*\n" +
+	"\x11retrying_event_id\x18\n" +
+	" \x01(\tR\x0fretryingEventId\x12\x1a\n" +
+	"\battempts\x18\v \x01(\x05R\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\f \x01(\tR\tlastError\x12\"\n" +
+	"\rlast_error_at\x18\r \x01(\tR\vlastErrorAt\x12&\n" +
+	"\x0flast_success_at\x18\x0e \x01(\tR\rlastSuccessAt\"\xd9\x01\n" +
+	"\aWebhook\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1f\n" +
+	"\vevent_types\x18\x03 \x03(\tR\n" +
+	"eventTypes\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\tR\x06secret\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\tR\tcreatedAt\x122\n" +
+	"\x06status\x18\a \x01(\v2\x1a.tpwallet.v1.WebhookStatusR\x06status\"\x8a\x02\n" +
+	"\x0fWebhookDelivery\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x18\n" +
+	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\x05R\x06status\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x12\n" +
+	"\x04time\x18\a \x01(\tR\x04time\x12\x1f\n" +
+	"\vduration_ms\x18\b \x01(\x01R\n" +
+	"durationMs\x12&\n" +
+	"\x0fnext_attempt_at\x18\t \x01(\tR\rnextAttemptAt\"\xc3\x02\n" +
+	"\x11WebhookDeadLetter\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x1f\n" +
+	"\vjournal_seq\x18\x03 \x01(\x04R\n" +
+	"journalSeq\x12#\n" +
+	"\rjournal_index\x18\x04 \x01(\x05R\fjournalIndex\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x12(\n" +
+	"\x10first_attempt_at\x18\x06 \x01(\tR\x0efirstAttemptAt\x12(\n" +
+	"\x10dead_lettered_at\x18\a \x01(\tR\x0edeadLetteredAt\x12\x1f\n" +
+	"\vlast_status\x18\b \x01(\x05R\n" +
+	"lastStatus\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\t \x01(\tR\tlastError\"\xeb\x01\n" +
+	"\bFollower\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\arunning\x18\x02 \x01(\bR\arunning\x12\x1a\n" +
+	"\bposition\x18\x03 \x01(\tR\bposition\x12\x1c\n" +
+	"\tdelivered\x18\x04 \x01(\x04R\tdelivered\x12\x16\n" +
+	"\x06errors\x18\x05 \x01(\x04R\x06errors\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12\x1f\n" +
+	"\vlag_records\x18\a \x01(\x04R\n" +
+	"lagRecords\x12\x1f\n" +
+	"\vlag_seconds\x18\b \x01(\x01R\n" +
+	"lagSeconds\"A\n" +
 	"\x13CreateAPIKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\"B\n" +
@@ -3236,7 +4618,50 @@ const file_tpwallet_v1_tpwallet_proto_rawDesc = "" +
 	"\x05after\x18\x01 \x01(\tR\x05after\x12\x14\n" +
 	"\x05types\x18\x02 \x03(\tR\x05types\"B\n" +
 	"\x14StreamEventsResponse\x12*\n" +
-	"\x06events\x18\x01 \x03(\v2\x12.tpwallet.v1.EventR\x06events2\xfd\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x12.tpwallet.v1.EventR\x06events\"k\n" +
+	"\x14CreateWebhookRequest\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1f\n" +
+	"\vevent_types\x18\x02 \x03(\tR\n" +
+	"eventTypes\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"C\n" +
+	"\x13ListWebhooksRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"c\n" +
+	"\x14ListWebhooksResponse\x12*\n" +
+	"\x05items\x18\x01 \x03(\v2\x14.tpwallet.v1.WebhookR\x05items\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"#\n" +
+	"\x11GetWebhookRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"&\n" +
+	"\x14DeleteWebhookRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15DeleteWebhookResponse\"\\\n" +
+	"\x1cListWebhookDeliveriesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"t\n" +
+	"\x1dListWebhookDeliveriesResponse\x122\n" +
+	"\x05items\x18\x01 \x03(\v2\x1c.tpwallet.v1.WebhookDeliveryR\x05items\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"]\n" +
+	"\x1dListWebhookDeadLettersRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"w\n" +
+	"\x1eListWebhookDeadLettersResponse\x124\n" +
+	"\x05items\x18\x01 \x03(\v2\x1e.tpwallet.v1.WebhookDeadLetterR\x05items\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"S\n" +
+	"\x14ReplayWebhookRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
+	"\bfrom_seq\x18\x02 \x01(\x04H\x00R\afromSeq\x88\x01\x01B\v\n" +
+	"\t_from_seq\"B\n" +
+	"\x15ReplayWebhookResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\"\x16\n" +
+	"\x14ListFollowersRequest\"D\n" +
+	"\x15ListFollowersResponse\x12+\n" +
+	"\x05items\x18\x01 \x03(\v2\x15.tpwallet.v1.FollowerR\x05items2\xfd\x01\n" +
 	"\rAPIKeyService\x12E\n" +
 	"\fCreateAPIKey\x12 .tpwallet.v1.CreateAPIKeyRequest\x1a\x13.tpwallet.v1.APIKey\x12P\n" +
 	"\vListAPIKeys\x12\x1f.tpwallet.v1.ListAPIKeysRequest\x1a .tpwallet.v1.ListAPIKeysResponse\x12S\n" +
@@ -3268,7 +4693,18 @@ const file_tpwallet_v1_tpwallet_proto_rawDesc = "" +
 	"\vListRecords\x12\x1f.tpwallet.v1.ListRecordsRequest\x1a .tpwallet.v1.ListRecordsResponse\x12@\n" +
 	"\aGetHead\x12\x1b.tpwallet.v1.GetHeadRequest\x1a\x18.tpwallet.v1.JournalHead2e\n" +
 	"\fEventService\x12U\n" +
-	"\fStreamEvents\x12 .tpwallet.v1.StreamEventsRequest\x1a!.tpwallet.v1.StreamEventsResponse0\x01B;Z9github.com/tpwallet/tpwallet/proto/tpwallet/v1;tpwalletv1b\x06proto3"
+	"\fStreamEvents\x12 .tpwallet.v1.StreamEventsRequest\x1a!.tpwallet.v1.StreamEventsResponse0\x012\x86\x05\n" +
+	"\x0eWebhookService\x12H\n" +
+	"\rCreateWebhook\x12!.tpwallet.v1.CreateWebhookRequest\x1a\x14.tpwallet.v1.Webhook\x12S\n" +
+	"\fListWebhooks\x12 .tpwallet.v1.ListWebhooksRequest\x1a!.tpwallet.v1.ListWebhooksResponse\x12B\n" +
+	"\n" +
+	"GetWebhook\x12\x1e.tpwallet.v1.GetWebhookRequest\x1a\x14.tpwallet.v1.Webhook\x12V\n" +
+	"\rDeleteWebhook\x12!.tpwallet.v1.DeleteWebhookRequest\x1a\".tpwallet.v1.DeleteWebhookResponse\x12n\n" +
+	"\x15ListWebhookDeliveries\x12).tpwallet.v1.ListWebhookDeliveriesRequest\x1a*.tpwallet.v1.ListWebhookDeliveriesResponse\x12q\n" +
+	"\x16ListWebhookDeadLetters\x12*.tpwallet.v1.ListWebhookDeadLettersRequest\x1a+.tpwallet.v1.ListWebhookDeadLettersResponse\x12V\n" +
+	"\rReplayWebhook\x12!.tpwallet.v1.ReplayWebhookRequest\x1a\".tpwallet.v1.ReplayWebhookResponse2i\n" +
+	"\x0fFollowerService\x12V\n" +
+	"\rListFollowers\x12!.tpwallet.v1.ListFollowersRequest\x1a\".tpwallet.v1.ListFollowersResponseB;Z9github.com/tpwallet/tpwallet/proto/tpwallet/v1;tpwalletv1b\x06proto3"
 
 var (
 	file_tpwallet_v1_tpwallet_proto_rawDescOnce sync.Once
@@ -3282,66 +4718,86 @@ func file_tpwallet_v1_tpwallet_proto_rawDescGZIP() []byte {
 	return file_tpwallet_v1_tpwallet_proto_rawDescData
 }
 
-var file_tpwallet_v1_tpwallet_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_tpwallet_v1_tpwallet_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_tpwallet_v1_tpwallet_proto_goTypes = []any{
-	(*APIKey)(nil),                      // 0: tpwallet.v1.APIKey
-	(*Asset)(nil),                       // 1: tpwallet.v1.Asset
-	(*Balance)(nil),                     // 2: tpwallet.v1.Balance
-	(*Account)(nil),                     // 3: tpwallet.v1.Account
-	(*Transfer)(nil),                    // 4: tpwallet.v1.Transfer
-	(*Entry)(nil),                       // 5: tpwallet.v1.Entry
-	(*BalanceAt)(nil),                   // 6: tpwallet.v1.BalanceAt
-	(*Change)(nil),                      // 7: tpwallet.v1.Change
-	(*Record)(nil),                      // 8: tpwallet.v1.Record
-	(*JournalHead)(nil),                 // 9: tpwallet.v1.JournalHead
-	(*Event)(nil),                       // 10: tpwallet.v1.Event
-	(*Error)(nil),                       // 11: tpwallet.v1.Error
-	(*BatchError)(nil),                  // 12: tpwallet.v1.BatchError
-	(*BatchErrors)(nil),                 // 13: tpwallet.v1.BatchErrors
-	(*TransferResult)(nil),              // 14: tpwallet.v1.TransferResult
-	(*CreateAPIKeyRequest)(nil),         // 15: tpwallet.v1.CreateAPIKeyRequest
-	(*ListAPIKeysRequest)(nil),          // 16: tpwallet.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),         // 17: tpwallet.v1.ListAPIKeysResponse
-	(*DeleteAPIKeyRequest)(nil),         // 18: tpwallet.v1.DeleteAPIKeyRequest
-	(*DeleteAPIKeyResponse)(nil),        // 19: tpwallet.v1.DeleteAPIKeyResponse
-	(*ListAssetsRequest)(nil),           // 20: tpwallet.v1.ListAssetsRequest
-	(*ListAssetsResponse)(nil),          // 21: tpwallet.v1.ListAssetsResponse
-	(*CreateAssetRequest)(nil),          // 22: tpwallet.v1.CreateAssetRequest
-	(*CreateAccountRequest)(nil),        // 23: tpwallet.v1.CreateAccountRequest
-	(*GetAccountRequest)(nil),           // 24: tpwallet.v1.GetAccountRequest
-	(*ListAccountsRequest)(nil),         // 25: tpwallet.v1.ListAccountsRequest
-	(*ListAccountsResponse)(nil),        // 26: tpwallet.v1.ListAccountsResponse
-	(*FreezeAccountRequest)(nil),        // 27: tpwallet.v1.FreezeAccountRequest
-	(*UnfreezeAccountRequest)(nil),      // 28: tpwallet.v1.UnfreezeAccountRequest
-	(*ListEntriesRequest)(nil),          // 29: tpwallet.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),         // 30: tpwallet.v1.ListEntriesResponse
-	(*GetBalanceRequest)(nil),           // 31: tpwallet.v1.GetBalanceRequest
-	(*Hold)(nil),                        // 32: tpwallet.v1.Hold
-	(*CreateTransferRequest)(nil),       // 33: tpwallet.v1.CreateTransferRequest
-	(*GetTransferRequest)(nil),          // 34: tpwallet.v1.GetTransferRequest
-	(*ListTransfersRequest)(nil),        // 35: tpwallet.v1.ListTransfersRequest
-	(*ListTransfersResponse)(nil),       // 36: tpwallet.v1.ListTransfersResponse
-	(*PostTransferRequest)(nil),         // 37: tpwallet.v1.PostTransferRequest
-	(*IncreaseTransferRequest)(nil),     // 38: tpwallet.v1.IncreaseTransferRequest
-	(*VoidTransferRequest)(nil),         // 39: tpwallet.v1.VoidTransferRequest
-	(*CreateTransferBatchRequest)(nil),  // 40: tpwallet.v1.CreateTransferBatchRequest
-	(*CreateTransferBatchResponse)(nil), // 41: tpwallet.v1.CreateTransferBatchResponse
-	(*SubmitTransfersRequest)(nil),      // 42: tpwallet.v1.SubmitTransfersRequest
-	(*SubmitTransfersResponse)(nil),     // 43: tpwallet.v1.SubmitTransfersResponse
-	(*ListRecordsRequest)(nil),          // 44: tpwallet.v1.ListRecordsRequest
-	(*ListRecordsResponse)(nil),         // 45: tpwallet.v1.ListRecordsResponse
-	(*GetHeadRequest)(nil),              // 46: tpwallet.v1.GetHeadRequest
-	(*StreamEventsRequest)(nil),         // 47: tpwallet.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),        // 48: tpwallet.v1.StreamEventsResponse
-	nil,                                 // 49: tpwallet.v1.Account.MetadataEntry
-	nil,                                 // 50: tpwallet.v1.Transfer.MetadataEntry
-	nil,                                 // 51: tpwallet.v1.CreateAccountRequest.MetadataEntry
-	nil,                                 // 52: tpwallet.v1.CreateTransferRequest.MetadataEntry
+	(*APIKey)(nil),                         // 0: tpwallet.v1.APIKey
+	(*Asset)(nil),                          // 1: tpwallet.v1.Asset
+	(*Balance)(nil),                        // 2: tpwallet.v1.Balance
+	(*Account)(nil),                        // 3: tpwallet.v1.Account
+	(*Transfer)(nil),                       // 4: tpwallet.v1.Transfer
+	(*Entry)(nil),                          // 5: tpwallet.v1.Entry
+	(*BalanceAt)(nil),                      // 6: tpwallet.v1.BalanceAt
+	(*Change)(nil),                         // 7: tpwallet.v1.Change
+	(*Record)(nil),                         // 8: tpwallet.v1.Record
+	(*JournalHead)(nil),                    // 9: tpwallet.v1.JournalHead
+	(*Event)(nil),                          // 10: tpwallet.v1.Event
+	(*Error)(nil),                          // 11: tpwallet.v1.Error
+	(*BatchError)(nil),                     // 12: tpwallet.v1.BatchError
+	(*BatchErrors)(nil),                    // 13: tpwallet.v1.BatchErrors
+	(*TransferResult)(nil),                 // 14: tpwallet.v1.TransferResult
+	(*WebhookPosition)(nil),                // 15: tpwallet.v1.WebhookPosition
+	(*WebhookStatus)(nil),                  // 16: tpwallet.v1.WebhookStatus
+	(*Webhook)(nil),                        // 17: tpwallet.v1.Webhook
+	(*WebhookDelivery)(nil),                // 18: tpwallet.v1.WebhookDelivery
+	(*WebhookDeadLetter)(nil),              // 19: tpwallet.v1.WebhookDeadLetter
+	(*Follower)(nil),                       // 20: tpwallet.v1.Follower
+	(*CreateAPIKeyRequest)(nil),            // 21: tpwallet.v1.CreateAPIKeyRequest
+	(*ListAPIKeysRequest)(nil),             // 22: tpwallet.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),            // 23: tpwallet.v1.ListAPIKeysResponse
+	(*DeleteAPIKeyRequest)(nil),            // 24: tpwallet.v1.DeleteAPIKeyRequest
+	(*DeleteAPIKeyResponse)(nil),           // 25: tpwallet.v1.DeleteAPIKeyResponse
+	(*ListAssetsRequest)(nil),              // 26: tpwallet.v1.ListAssetsRequest
+	(*ListAssetsResponse)(nil),             // 27: tpwallet.v1.ListAssetsResponse
+	(*CreateAssetRequest)(nil),             // 28: tpwallet.v1.CreateAssetRequest
+	(*CreateAccountRequest)(nil),           // 29: tpwallet.v1.CreateAccountRequest
+	(*GetAccountRequest)(nil),              // 30: tpwallet.v1.GetAccountRequest
+	(*ListAccountsRequest)(nil),            // 31: tpwallet.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),           // 32: tpwallet.v1.ListAccountsResponse
+	(*FreezeAccountRequest)(nil),           // 33: tpwallet.v1.FreezeAccountRequest
+	(*UnfreezeAccountRequest)(nil),         // 34: tpwallet.v1.UnfreezeAccountRequest
+	(*ListEntriesRequest)(nil),             // 35: tpwallet.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),            // 36: tpwallet.v1.ListEntriesResponse
+	(*GetBalanceRequest)(nil),              // 37: tpwallet.v1.GetBalanceRequest
+	(*Hold)(nil),                           // 38: tpwallet.v1.Hold
+	(*CreateTransferRequest)(nil),          // 39: tpwallet.v1.CreateTransferRequest
+	(*GetTransferRequest)(nil),             // 40: tpwallet.v1.GetTransferRequest
+	(*ListTransfersRequest)(nil),           // 41: tpwallet.v1.ListTransfersRequest
+	(*ListTransfersResponse)(nil),          // 42: tpwallet.v1.ListTransfersResponse
+	(*PostTransferRequest)(nil),            // 43: tpwallet.v1.PostTransferRequest
+	(*IncreaseTransferRequest)(nil),        // 44: tpwallet.v1.IncreaseTransferRequest
+	(*VoidTransferRequest)(nil),            // 45: tpwallet.v1.VoidTransferRequest
+	(*CreateTransferBatchRequest)(nil),     // 46: tpwallet.v1.CreateTransferBatchRequest
+	(*CreateTransferBatchResponse)(nil),    // 47: tpwallet.v1.CreateTransferBatchResponse
+	(*SubmitTransfersRequest)(nil),         // 48: tpwallet.v1.SubmitTransfersRequest
+	(*SubmitTransfersResponse)(nil),        // 49: tpwallet.v1.SubmitTransfersResponse
+	(*ListRecordsRequest)(nil),             // 50: tpwallet.v1.ListRecordsRequest
+	(*ListRecordsResponse)(nil),            // 51: tpwallet.v1.ListRecordsResponse
+	(*GetHeadRequest)(nil),                 // 52: tpwallet.v1.GetHeadRequest
+	(*StreamEventsRequest)(nil),            // 53: tpwallet.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),           // 54: tpwallet.v1.StreamEventsResponse
+	(*CreateWebhookRequest)(nil),           // 55: tpwallet.v1.CreateWebhookRequest
+	(*ListWebhooksRequest)(nil),            // 56: tpwallet.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),           // 57: tpwallet.v1.ListWebhooksResponse
+	(*GetWebhookRequest)(nil),              // 58: tpwallet.v1.GetWebhookRequest
+	(*DeleteWebhookRequest)(nil),           // 59: tpwallet.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),          // 60: tpwallet.v1.DeleteWebhookResponse
+	(*ListWebhookDeliveriesRequest)(nil),   // 61: tpwallet.v1.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil),  // 62: tpwallet.v1.ListWebhookDeliveriesResponse
+	(*ListWebhookDeadLettersRequest)(nil),  // 63: tpwallet.v1.ListWebhookDeadLettersRequest
+	(*ListWebhookDeadLettersResponse)(nil), // 64: tpwallet.v1.ListWebhookDeadLettersResponse
+	(*ReplayWebhookRequest)(nil),           // 65: tpwallet.v1.ReplayWebhookRequest
+	(*ReplayWebhookResponse)(nil),          // 66: tpwallet.v1.ReplayWebhookResponse
+	(*ListFollowersRequest)(nil),           // 67: tpwallet.v1.ListFollowersRequest
+	(*ListFollowersResponse)(nil),          // 68: tpwallet.v1.ListFollowersResponse
+	nil,                                    // 69: tpwallet.v1.Account.MetadataEntry
+	nil,                                    // 70: tpwallet.v1.Transfer.MetadataEntry
+	nil,                                    // 71: tpwallet.v1.CreateAccountRequest.MetadataEntry
+	nil,                                    // 72: tpwallet.v1.CreateTransferRequest.MetadataEntry
 }
 var file_tpwallet_v1_tpwallet_proto_depIdxs = []int32{
 	2,  // 0: tpwallet.v1.Account.balance:type_name -> tpwallet.v1.Balance
-	49, // 1: tpwallet.v1.Account.metadata:type_name -> tpwallet.v1.Account.MetadataEntry
-	50, // 2: tpwallet.v1.Transfer.metadata:type_name -> tpwallet.v1.Transfer.MetadataEntry
+	69, // 1: tpwallet.v1.Account.metadata:type_name -> tpwallet.v1.Account.MetadataEntry
+	70, // 2: tpwallet.v1.Transfer.metadata:type_name -> tpwallet.v1.Transfer.MetadataEntry
 	4,  // 3: tpwallet.v1.Change.transfer:type_name -> tpwallet.v1.Transfer
 	3,  // 4: tpwallet.v1.Change.account:type_name -> tpwallet.v1.Account
 	1,  // 5: tpwallet.v1.Change.asset:type_name -> tpwallet.v1.Asset
@@ -3350,72 +4806,94 @@ var file_tpwallet_v1_tpwallet_proto_depIdxs = []int32{
 	12, // 8: tpwallet.v1.BatchErrors.errors:type_name -> tpwallet.v1.BatchError
 	4,  // 9: tpwallet.v1.TransferResult.transfer:type_name -> tpwallet.v1.Transfer
 	11, // 10: tpwallet.v1.TransferResult.error:type_name -> tpwallet.v1.Error
-	0,  // 11: tpwallet.v1.ListAPIKeysResponse.items:type_name -> tpwallet.v1.APIKey
-	1,  // 12: tpwallet.v1.ListAssetsResponse.items:type_name -> tpwallet.v1.Asset
-	51, // 13: tpwallet.v1.CreateAccountRequest.metadata:type_name -> tpwallet.v1.CreateAccountRequest.MetadataEntry
-	3,  // 14: tpwallet.v1.ListAccountsResponse.items:type_name -> tpwallet.v1.Account
-	5,  // 15: tpwallet.v1.ListEntriesResponse.items:type_name -> tpwallet.v1.Entry
-	52, // 16: tpwallet.v1.CreateTransferRequest.metadata:type_name -> tpwallet.v1.CreateTransferRequest.MetadataEntry
-	32, // 17: tpwallet.v1.CreateTransferRequest.hold:type_name -> tpwallet.v1.Hold
-	4,  // 18: tpwallet.v1.ListTransfersResponse.items:type_name -> tpwallet.v1.Transfer
-	33, // 19: tpwallet.v1.CreateTransferBatchRequest.transfers:type_name -> tpwallet.v1.CreateTransferRequest
-	4,  // 20: tpwallet.v1.CreateTransferBatchResponse.transfers:type_name -> tpwallet.v1.Transfer
-	14, // 21: tpwallet.v1.CreateTransferBatchResponse.results:type_name -> tpwallet.v1.TransferResult
-	33, // 22: tpwallet.v1.SubmitTransfersRequest.transfers:type_name -> tpwallet.v1.CreateTransferRequest
-	14, // 23: tpwallet.v1.SubmitTransfersResponse.results:type_name -> tpwallet.v1.TransferResult
-	8,  // 24: tpwallet.v1.ListRecordsResponse.items:type_name -> tpwallet.v1.Record
-	10, // 25: tpwallet.v1.StreamEventsResponse.events:type_name -> tpwallet.v1.Event
-	15, // 26: tpwallet.v1.APIKeyService.CreateAPIKey:input_type -> tpwallet.v1.CreateAPIKeyRequest
-	16, // 27: tpwallet.v1.APIKeyService.ListAPIKeys:input_type -> tpwallet.v1.ListAPIKeysRequest
-	18, // 28: tpwallet.v1.APIKeyService.DeleteAPIKey:input_type -> tpwallet.v1.DeleteAPIKeyRequest
-	20, // 29: tpwallet.v1.AssetService.ListAssets:input_type -> tpwallet.v1.ListAssetsRequest
-	22, // 30: tpwallet.v1.AssetService.CreateAsset:input_type -> tpwallet.v1.CreateAssetRequest
-	23, // 31: tpwallet.v1.AccountService.CreateAccount:input_type -> tpwallet.v1.CreateAccountRequest
-	24, // 32: tpwallet.v1.AccountService.GetAccount:input_type -> tpwallet.v1.GetAccountRequest
-	25, // 33: tpwallet.v1.AccountService.ListAccounts:input_type -> tpwallet.v1.ListAccountsRequest
-	27, // 34: tpwallet.v1.AccountService.FreezeAccount:input_type -> tpwallet.v1.FreezeAccountRequest
-	28, // 35: tpwallet.v1.AccountService.UnfreezeAccount:input_type -> tpwallet.v1.UnfreezeAccountRequest
-	29, // 36: tpwallet.v1.AccountService.ListEntries:input_type -> tpwallet.v1.ListEntriesRequest
-	31, // 37: tpwallet.v1.AccountService.GetBalance:input_type -> tpwallet.v1.GetBalanceRequest
-	33, // 38: tpwallet.v1.TransferService.CreateTransfer:input_type -> tpwallet.v1.CreateTransferRequest
-	34, // 39: tpwallet.v1.TransferService.GetTransfer:input_type -> tpwallet.v1.GetTransferRequest
-	35, // 40: tpwallet.v1.TransferService.ListTransfers:input_type -> tpwallet.v1.ListTransfersRequest
-	37, // 41: tpwallet.v1.TransferService.PostTransfer:input_type -> tpwallet.v1.PostTransferRequest
-	38, // 42: tpwallet.v1.TransferService.IncreaseTransfer:input_type -> tpwallet.v1.IncreaseTransferRequest
-	39, // 43: tpwallet.v1.TransferService.VoidTransfer:input_type -> tpwallet.v1.VoidTransferRequest
-	40, // 44: tpwallet.v1.TransferService.CreateTransferBatch:input_type -> tpwallet.v1.CreateTransferBatchRequest
-	42, // 45: tpwallet.v1.TransferService.SubmitTransfers:input_type -> tpwallet.v1.SubmitTransfersRequest
-	44, // 46: tpwallet.v1.JournalService.ListRecords:input_type -> tpwallet.v1.ListRecordsRequest
-	46, // 47: tpwallet.v1.JournalService.GetHead:input_type -> tpwallet.v1.GetHeadRequest
-	47, // 48: tpwallet.v1.EventService.StreamEvents:input_type -> tpwallet.v1.StreamEventsRequest
-	0,  // 49: tpwallet.v1.APIKeyService.CreateAPIKey:output_type -> tpwallet.v1.APIKey
-	17, // 50: tpwallet.v1.APIKeyService.ListAPIKeys:output_type -> tpwallet.v1.ListAPIKeysResponse
-	19, // 51: tpwallet.v1.APIKeyService.DeleteAPIKey:output_type -> tpwallet.v1.DeleteAPIKeyResponse
-	21, // 52: tpwallet.v1.AssetService.ListAssets:output_type -> tpwallet.v1.ListAssetsResponse
-	1,  // 53: tpwallet.v1.AssetService.CreateAsset:output_type -> tpwallet.v1.Asset
-	3,  // 54: tpwallet.v1.AccountService.CreateAccount:output_type -> tpwallet.v1.Account
-	3,  // 55: tpwallet.v1.AccountService.GetAccount:output_type -> tpwallet.v1.Account
-	26, // 56: tpwallet.v1.AccountService.ListAccounts:output_type -> tpwallet.v1.ListAccountsResponse
-	3,  // 57: tpwallet.v1.AccountService.FreezeAccount:output_type -> tpwallet.v1.Account
-	3,  // 58: tpwallet.v1.AccountService.UnfreezeAccount:output_type -> tpwallet.v1.Account
-	30, // 59: tpwallet.v1.AccountService.ListEntries:output_type -> tpwallet.v1.ListEntriesResponse
-	6,  // 60: tpwallet.v1.AccountService.GetBalance:output_type -> tpwallet.v1.BalanceAt
-	4,  // 61: tpwallet.v1.TransferService.CreateTransfer:output_type -> tpwallet.v1.Transfer
-	4,  // 62: tpwallet.v1.TransferService.GetTransfer:output_type -> tpwallet.v1.Transfer
-	36, // 63: tpwallet.v1.TransferService.ListTransfers:output_type -> tpwallet.v1.ListTransfersResponse
-	4,  // 64: tpwallet.v1.TransferService.PostTransfer:output_type -> tpwallet.v1.Transfer
-	4,  // 65: tpwallet.v1.TransferService.IncreaseTransfer:output_type -> tpwallet.v1.Transfer
-	4,  // 66: tpwallet.v1.TransferService.VoidTransfer:output_type -> tpwallet.v1.Transfer
-	41, // 67: tpwallet.v1.TransferService.CreateTransferBatch:output_type -> tpwallet.v1.CreateTransferBatchResponse
-	43, // 68: tpwallet.v1.TransferService.SubmitTransfers:output_type -> tpwallet.v1.SubmitTransfersResponse
-	45, // 69: tpwallet.v1.JournalService.ListRecords:output_type -> tpwallet.v1.ListRecordsResponse
-	9,  // 70: tpwallet.v1.JournalService.GetHead:output_type -> tpwallet.v1.JournalHead
-	48, // 71: tpwallet.v1.EventService.StreamEvents:output_type -> tpwallet.v1.StreamEventsResponse
-	49, // [49:72] is the sub-list for method output_type
-	26, // [26:49] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	15, // 11: tpwallet.v1.WebhookStatus.position:type_name -> tpwallet.v1.WebhookPosition
+	16, // 12: tpwallet.v1.Webhook.status:type_name -> tpwallet.v1.WebhookStatus
+	0,  // 13: tpwallet.v1.ListAPIKeysResponse.items:type_name -> tpwallet.v1.APIKey
+	1,  // 14: tpwallet.v1.ListAssetsResponse.items:type_name -> tpwallet.v1.Asset
+	71, // 15: tpwallet.v1.CreateAccountRequest.metadata:type_name -> tpwallet.v1.CreateAccountRequest.MetadataEntry
+	3,  // 16: tpwallet.v1.ListAccountsResponse.items:type_name -> tpwallet.v1.Account
+	5,  // 17: tpwallet.v1.ListEntriesResponse.items:type_name -> tpwallet.v1.Entry
+	72, // 18: tpwallet.v1.CreateTransferRequest.metadata:type_name -> tpwallet.v1.CreateTransferRequest.MetadataEntry
+	38, // 19: tpwallet.v1.CreateTransferRequest.hold:type_name -> tpwallet.v1.Hold
+	4,  // 20: tpwallet.v1.ListTransfersResponse.items:type_name -> tpwallet.v1.Transfer
+	39, // 21: tpwallet.v1.CreateTransferBatchRequest.transfers:type_name -> tpwallet.v1.CreateTransferRequest
+	4,  // 22: tpwallet.v1.CreateTransferBatchResponse.transfers:type_name -> tpwallet.v1.Transfer
+	14, // 23: tpwallet.v1.CreateTransferBatchResponse.results:type_name -> tpwallet.v1.TransferResult
+	39, // 24: tpwallet.v1.SubmitTransfersRequest.transfers:type_name -> tpwallet.v1.CreateTransferRequest
+	14, // 25: tpwallet.v1.SubmitTransfersResponse.results:type_name -> tpwallet.v1.TransferResult
+	8,  // 26: tpwallet.v1.ListRecordsResponse.items:type_name -> tpwallet.v1.Record
+	10, // 27: tpwallet.v1.StreamEventsResponse.events:type_name -> tpwallet.v1.Event
+	17, // 28: tpwallet.v1.ListWebhooksResponse.items:type_name -> tpwallet.v1.Webhook
+	18, // 29: tpwallet.v1.ListWebhookDeliveriesResponse.items:type_name -> tpwallet.v1.WebhookDelivery
+	19, // 30: tpwallet.v1.ListWebhookDeadLettersResponse.items:type_name -> tpwallet.v1.WebhookDeadLetter
+	20, // 31: tpwallet.v1.ListFollowersResponse.items:type_name -> tpwallet.v1.Follower
+	21, // 32: tpwallet.v1.APIKeyService.CreateAPIKey:input_type -> tpwallet.v1.CreateAPIKeyRequest
+	22, // 33: tpwallet.v1.APIKeyService.ListAPIKeys:input_type -> tpwallet.v1.ListAPIKeysRequest
+	24, // 34: tpwallet.v1.APIKeyService.DeleteAPIKey:input_type -> tpwallet.v1.DeleteAPIKeyRequest
+	26, // 35: tpwallet.v1.AssetService.ListAssets:input_type -> tpwallet.v1.ListAssetsRequest
+	28, // 36: tpwallet.v1.AssetService.CreateAsset:input_type -> tpwallet.v1.CreateAssetRequest
+	29, // 37: tpwallet.v1.AccountService.CreateAccount:input_type -> tpwallet.v1.CreateAccountRequest
+	30, // 38: tpwallet.v1.AccountService.GetAccount:input_type -> tpwallet.v1.GetAccountRequest
+	31, // 39: tpwallet.v1.AccountService.ListAccounts:input_type -> tpwallet.v1.ListAccountsRequest
+	33, // 40: tpwallet.v1.AccountService.FreezeAccount:input_type -> tpwallet.v1.FreezeAccountRequest
+	34, // 41: tpwallet.v1.AccountService.UnfreezeAccount:input_type -> tpwallet.v1.UnfreezeAccountRequest
+	35, // 42: tpwallet.v1.AccountService.ListEntries:input_type -> tpwallet.v1.ListEntriesRequest
+	37, // 43: tpwallet.v1.AccountService.GetBalance:input_type -> tpwallet.v1.GetBalanceRequest
+	39, // 44: tpwallet.v1.TransferService.CreateTransfer:input_type -> tpwallet.v1.CreateTransferRequest
+	40, // 45: tpwallet.v1.TransferService.GetTransfer:input_type -> tpwallet.v1.GetTransferRequest
+	41, // 46: tpwallet.v1.TransferService.ListTransfers:input_type -> tpwallet.v1.ListTransfersRequest
+	43, // 47: tpwallet.v1.TransferService.PostTransfer:input_type -> tpwallet.v1.PostTransferRequest
+	44, // 48: tpwallet.v1.TransferService.IncreaseTransfer:input_type -> tpwallet.v1.IncreaseTransferRequest
+	45, // 49: tpwallet.v1.TransferService.VoidTransfer:input_type -> tpwallet.v1.VoidTransferRequest
+	46, // 50: tpwallet.v1.TransferService.CreateTransferBatch:input_type -> tpwallet.v1.CreateTransferBatchRequest
+	48, // 51: tpwallet.v1.TransferService.SubmitTransfers:input_type -> tpwallet.v1.SubmitTransfersRequest
+	50, // 52: tpwallet.v1.JournalService.ListRecords:input_type -> tpwallet.v1.ListRecordsRequest
+	52, // 53: tpwallet.v1.JournalService.GetHead:input_type -> tpwallet.v1.GetHeadRequest
+	53, // 54: tpwallet.v1.EventService.StreamEvents:input_type -> tpwallet.v1.StreamEventsRequest
+	55, // 55: tpwallet.v1.WebhookService.CreateWebhook:input_type -> tpwallet.v1.CreateWebhookRequest
+	56, // 56: tpwallet.v1.WebhookService.ListWebhooks:input_type -> tpwallet.v1.ListWebhooksRequest
+	58, // 57: tpwallet.v1.WebhookService.GetWebhook:input_type -> tpwallet.v1.GetWebhookRequest
+	59, // 58: tpwallet.v1.WebhookService.DeleteWebhook:input_type -> tpwallet.v1.DeleteWebhookRequest
+	61, // 59: tpwallet.v1.WebhookService.ListWebhookDeliveries:input_type -> tpwallet.v1.ListWebhookDeliveriesRequest
+	63, // 60: tpwallet.v1.WebhookService.ListWebhookDeadLetters:input_type -> tpwallet.v1.ListWebhookDeadLettersRequest
+	65, // 61: tpwallet.v1.WebhookService.ReplayWebhook:input_type -> tpwallet.v1.ReplayWebhookRequest
+	67, // 62: tpwallet.v1.FollowerService.ListFollowers:input_type -> tpwallet.v1.ListFollowersRequest
+	0,  // 63: tpwallet.v1.APIKeyService.CreateAPIKey:output_type -> tpwallet.v1.APIKey
+	23, // 64: tpwallet.v1.APIKeyService.ListAPIKeys:output_type -> tpwallet.v1.ListAPIKeysResponse
+	25, // 65: tpwallet.v1.APIKeyService.DeleteAPIKey:output_type -> tpwallet.v1.DeleteAPIKeyResponse
+	27, // 66: tpwallet.v1.AssetService.ListAssets:output_type -> tpwallet.v1.ListAssetsResponse
+	1,  // 67: tpwallet.v1.AssetService.CreateAsset:output_type -> tpwallet.v1.Asset
+	3,  // 68: tpwallet.v1.AccountService.CreateAccount:output_type -> tpwallet.v1.Account
+	3,  // 69: tpwallet.v1.AccountService.GetAccount:output_type -> tpwallet.v1.Account
+	32, // 70: tpwallet.v1.AccountService.ListAccounts:output_type -> tpwallet.v1.ListAccountsResponse
+	3,  // 71: tpwallet.v1.AccountService.FreezeAccount:output_type -> tpwallet.v1.Account
+	3,  // 72: tpwallet.v1.AccountService.UnfreezeAccount:output_type -> tpwallet.v1.Account
+	36, // 73: tpwallet.v1.AccountService.ListEntries:output_type -> tpwallet.v1.ListEntriesResponse
+	6,  // 74: tpwallet.v1.AccountService.GetBalance:output_type -> tpwallet.v1.BalanceAt
+	4,  // 75: tpwallet.v1.TransferService.CreateTransfer:output_type -> tpwallet.v1.Transfer
+	4,  // 76: tpwallet.v1.TransferService.GetTransfer:output_type -> tpwallet.v1.Transfer
+	42, // 77: tpwallet.v1.TransferService.ListTransfers:output_type -> tpwallet.v1.ListTransfersResponse
+	4,  // 78: tpwallet.v1.TransferService.PostTransfer:output_type -> tpwallet.v1.Transfer
+	4,  // 79: tpwallet.v1.TransferService.IncreaseTransfer:output_type -> tpwallet.v1.Transfer
+	4,  // 80: tpwallet.v1.TransferService.VoidTransfer:output_type -> tpwallet.v1.Transfer
+	47, // 81: tpwallet.v1.TransferService.CreateTransferBatch:output_type -> tpwallet.v1.CreateTransferBatchResponse
+	49, // 82: tpwallet.v1.TransferService.SubmitTransfers:output_type -> tpwallet.v1.SubmitTransfersResponse
+	51, // 83: tpwallet.v1.JournalService.ListRecords:output_type -> tpwallet.v1.ListRecordsResponse
+	9,  // 84: tpwallet.v1.JournalService.GetHead:output_type -> tpwallet.v1.JournalHead
+	54, // 85: tpwallet.v1.EventService.StreamEvents:output_type -> tpwallet.v1.StreamEventsResponse
+	17, // 86: tpwallet.v1.WebhookService.CreateWebhook:output_type -> tpwallet.v1.Webhook
+	57, // 87: tpwallet.v1.WebhookService.ListWebhooks:output_type -> tpwallet.v1.ListWebhooksResponse
+	17, // 88: tpwallet.v1.WebhookService.GetWebhook:output_type -> tpwallet.v1.Webhook
+	60, // 89: tpwallet.v1.WebhookService.DeleteWebhook:output_type -> tpwallet.v1.DeleteWebhookResponse
+	62, // 90: tpwallet.v1.WebhookService.ListWebhookDeliveries:output_type -> tpwallet.v1.ListWebhookDeliveriesResponse
+	64, // 91: tpwallet.v1.WebhookService.ListWebhookDeadLetters:output_type -> tpwallet.v1.ListWebhookDeadLettersResponse
+	66, // 92: tpwallet.v1.WebhookService.ReplayWebhook:output_type -> tpwallet.v1.ReplayWebhookResponse
+	68, // 93: tpwallet.v1.FollowerService.ListFollowers:output_type -> tpwallet.v1.ListFollowersResponse
+	63, // [63:94] is the sub-list for method output_type
+	32, // [32:63] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_tpwallet_v1_tpwallet_proto_init() }
@@ -3427,20 +4905,21 @@ func file_tpwallet_v1_tpwallet_proto_init() {
 		(*TransferResult_Transfer)(nil),
 		(*TransferResult_Error)(nil),
 	}
-	file_tpwallet_v1_tpwallet_proto_msgTypes[22].OneofWrappers = []any{}
-	file_tpwallet_v1_tpwallet_proto_msgTypes[23].OneofWrappers = []any{}
-	file_tpwallet_v1_tpwallet_proto_msgTypes[33].OneofWrappers = []any{}
-	file_tpwallet_v1_tpwallet_proto_msgTypes[37].OneofWrappers = []any{}
-	file_tpwallet_v1_tpwallet_proto_msgTypes[40].OneofWrappers = []any{}
+	file_tpwallet_v1_tpwallet_proto_msgTypes[28].OneofWrappers = []any{}
+	file_tpwallet_v1_tpwallet_proto_msgTypes[29].OneofWrappers = []any{}
+	file_tpwallet_v1_tpwallet_proto_msgTypes[39].OneofWrappers = []any{}
+	file_tpwallet_v1_tpwallet_proto_msgTypes[43].OneofWrappers = []any{}
+	file_tpwallet_v1_tpwallet_proto_msgTypes[46].OneofWrappers = []any{}
+	file_tpwallet_v1_tpwallet_proto_msgTypes[65].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tpwallet_v1_tpwallet_proto_rawDesc), len(file_tpwallet_v1_tpwallet_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   53,
+			NumMessages:   73,
 			NumExtensions: 0,
-			NumServices:   6,
+			NumServices:   8,
 		},
 		GoTypes:           file_tpwallet_v1_tpwallet_proto_goTypes,
 		DependencyIndexes: file_tpwallet_v1_tpwallet_proto_depIdxs,

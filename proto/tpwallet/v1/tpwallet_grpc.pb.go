@@ -1390,3 +1390,483 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "tpwallet/v1/tpwallet.proto",
 }
+
+const (
+	WebhookService_CreateWebhook_FullMethodName          = "/tpwallet.v1.WebhookService/CreateWebhook"
+	WebhookService_ListWebhooks_FullMethodName           = "/tpwallet.v1.WebhookService/ListWebhooks"
+	WebhookService_GetWebhook_FullMethodName             = "/tpwallet.v1.WebhookService/GetWebhook"
+	WebhookService_DeleteWebhook_FullMethodName          = "/tpwallet.v1.WebhookService/DeleteWebhook"
+	WebhookService_ListWebhookDeliveries_FullMethodName  = "/tpwallet.v1.WebhookService/ListWebhookDeliveries"
+	WebhookService_ListWebhookDeadLetters_FullMethodName = "/tpwallet.v1.WebhookService/ListWebhookDeadLetters"
+	WebhookService_ReplayWebhook_FullMethodName          = "/tpwallet.v1.WebhookService/ReplayWebhook"
+)
+
+// WebhookServiceClient is the client API for WebhookService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// WebhookService manages webhook endpoints (scope admin; docs/webhooks.md). The
+// configuration is kept beside the ledger, not in the journal, so writes take no
+// idempotency-key; writes (create, delete, replay) go to the leader, which runs the
+// deliveries: a standby answers not_leader.
+type WebhookServiceClient interface {
+	// CreateWebhook registers an endpoint; its secret is in this answer only. A bad URL or
+	// event type is invalid_request, a host that is not public webhook_url_forbidden.
+	// (POST /v1/webhooks)
+	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*Webhook, error)
+	// ListWebhooks pages through the endpoints by id, with their status, without their
+	// secrets. (GET /v1/webhooks)
+	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
+	// GetWebhook returns an endpoint with its status, or webhook_not_found.
+	// (GET /v1/webhooks/{id})
+	GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*Webhook, error)
+	// DeleteWebhook removes an endpoint, its state and its logs; delivery stops at once.
+	// (DELETE /v1/webhooks/{id})
+	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
+	// ListWebhookDeliveries pages through an endpoint's delivery log, newest first.
+	// (GET /v1/webhooks/{id}/deliveries)
+	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
+	// ListWebhookDeadLetters pages through an endpoint's dead letters, newest first.
+	// (GET /v1/webhooks/{id}/dead-letters)
+	ListWebhookDeadLetters(ctx context.Context, in *ListWebhookDeadLettersRequest, opts ...grpc.CallOption) (*ListWebhookDeadLettersResponse, error)
+	// ReplayWebhook makes an endpoint deliver again from the first event of journal record
+	// from_seq (1 to the head's seq + 1). (POST /v1/webhooks/{id}/replay; REST's 202)
+	ReplayWebhook(ctx context.Context, in *ReplayWebhookRequest, opts ...grpc.CallOption) (*ReplayWebhookResponse, error)
+}
+
+type webhookServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewWebhookServiceClient(cc grpc.ClientConnInterface) WebhookServiceClient {
+	return &webhookServiceClient{cc}
+}
+
+func (c *webhookServiceClient) CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*Webhook, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Webhook)
+	err := c.cc.Invoke(ctx, WebhookService_CreateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhooksResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*Webhook, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Webhook)
+	err := c.cc.Invoke(ctx, WebhookService_GetWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWebhookResponse)
+	err := c.cc.Invoke(ctx, WebhookService_DeleteWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookDeliveriesResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListWebhookDeadLetters(ctx context.Context, in *ListWebhookDeadLettersRequest, opts ...grpc.CallOption) (*ListWebhookDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookDeadLettersResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListWebhookDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ReplayWebhook(ctx context.Context, in *ReplayWebhookRequest, opts ...grpc.CallOption) (*ReplayWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayWebhookResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ReplayWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WebhookServiceServer is the server API for WebhookService service.
+// All implementations must embed UnimplementedWebhookServiceServer
+// for forward compatibility.
+//
+// WebhookService manages webhook endpoints (scope admin; docs/webhooks.md). The
+// configuration is kept beside the ledger, not in the journal, so writes take no
+// idempotency-key; writes (create, delete, replay) go to the leader, which runs the
+// deliveries: a standby answers not_leader.
+type WebhookServiceServer interface {
+	// CreateWebhook registers an endpoint; its secret is in this answer only. A bad URL or
+	// event type is invalid_request, a host that is not public webhook_url_forbidden.
+	// (POST /v1/webhooks)
+	CreateWebhook(context.Context, *CreateWebhookRequest) (*Webhook, error)
+	// ListWebhooks pages through the endpoints by id, with their status, without their
+	// secrets. (GET /v1/webhooks)
+	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
+	// GetWebhook returns an endpoint with its status, or webhook_not_found.
+	// (GET /v1/webhooks/{id})
+	GetWebhook(context.Context, *GetWebhookRequest) (*Webhook, error)
+	// DeleteWebhook removes an endpoint, its state and its logs; delivery stops at once.
+	// (DELETE /v1/webhooks/{id})
+	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
+	// ListWebhookDeliveries pages through an endpoint's delivery log, newest first.
+	// (GET /v1/webhooks/{id}/deliveries)
+	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
+	// ListWebhookDeadLetters pages through an endpoint's dead letters, newest first.
+	// (GET /v1/webhooks/{id}/dead-letters)
+	ListWebhookDeadLetters(context.Context, *ListWebhookDeadLettersRequest) (*ListWebhookDeadLettersResponse, error)
+	// ReplayWebhook makes an endpoint deliver again from the first event of journal record
+	// from_seq (1 to the head's seq + 1). (POST /v1/webhooks/{id}/replay; REST's 202)
+	ReplayWebhook(context.Context, *ReplayWebhookRequest) (*ReplayWebhookResponse, error)
+	mustEmbedUnimplementedWebhookServiceServer()
+}
+
+// UnimplementedWebhookServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedWebhookServiceServer struct{}
+
+func (UnimplementedWebhookServiceServer) CreateWebhook(context.Context, *CreateWebhookRequest) (*Webhook, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhook not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhooks not implemented")
+}
+func (UnimplementedWebhookServiceServer) GetWebhook(context.Context, *GetWebhookRequest) (*Webhook, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWebhook not implemented")
+}
+func (UnimplementedWebhookServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListWebhookDeadLetters(context.Context, *ListWebhookDeadLettersRequest) (*ListWebhookDeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeadLetters not implemented")
+}
+func (UnimplementedWebhookServiceServer) ReplayWebhook(context.Context, *ReplayWebhookRequest) (*ReplayWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayWebhook not implemented")
+}
+func (UnimplementedWebhookServiceServer) mustEmbedUnimplementedWebhookServiceServer() {}
+func (UnimplementedWebhookServiceServer) testEmbeddedByValue()                        {}
+
+// UnsafeWebhookServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to WebhookServiceServer will
+// result in compilation errors.
+type UnsafeWebhookServiceServer interface {
+	mustEmbedUnimplementedWebhookServiceServer()
+}
+
+func RegisterWebhookServiceServer(s grpc.ServiceRegistrar, srv WebhookServiceServer) {
+	// If the following call panics, it indicates UnimplementedWebhookServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&WebhookService_ServiceDesc, srv)
+}
+
+func _WebhookService_CreateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).CreateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_CreateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).CreateWebhook(ctx, req.(*CreateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListWebhooks(ctx, req.(*ListWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_GetWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).GetWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_GetWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).GetWebhook(ctx, req.(*GetWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_DeleteWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).DeleteWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_DeleteWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).DeleteWebhook(ctx, req.(*DeleteWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListWebhookDeliveries(ctx, req.(*ListWebhookDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListWebhookDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListWebhookDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListWebhookDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListWebhookDeadLetters(ctx, req.(*ListWebhookDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ReplayWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ReplayWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ReplayWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ReplayWebhook(ctx, req.(*ReplayWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// WebhookService_ServiceDesc is the grpc.ServiceDesc for WebhookService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var WebhookService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "tpwallet.v1.WebhookService",
+	HandlerType: (*WebhookServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateWebhook",
+			Handler:    _WebhookService_CreateWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhooks",
+			Handler:    _WebhookService_ListWebhooks_Handler,
+		},
+		{
+			MethodName: "GetWebhook",
+			Handler:    _WebhookService_GetWebhook_Handler,
+		},
+		{
+			MethodName: "DeleteWebhook",
+			Handler:    _WebhookService_DeleteWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhookDeliveries",
+			Handler:    _WebhookService_ListWebhookDeliveries_Handler,
+		},
+		{
+			MethodName: "ListWebhookDeadLetters",
+			Handler:    _WebhookService_ListWebhookDeadLetters_Handler,
+		},
+		{
+			MethodName: "ReplayWebhook",
+			Handler:    _WebhookService_ReplayWebhook_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "tpwallet/v1/tpwallet.proto",
+}
+
+const (
+	FollowerService_ListFollowers_FullMethodName = "/tpwallet.v1.FollowerService/ListFollowers"
+)
+
+// FollowerServiceClient is the client API for FollowerService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// FollowerService reports on the journal's followers (scope admin).
+type FollowerServiceClient interface {
+	// ListFollowers returns every follower of the journal this instance runs (event
+	// publishers, webhook endpoints) with its position and lag. (GET /v1/followers)
+	ListFollowers(ctx context.Context, in *ListFollowersRequest, opts ...grpc.CallOption) (*ListFollowersResponse, error)
+}
+
+type followerServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewFollowerServiceClient(cc grpc.ClientConnInterface) FollowerServiceClient {
+	return &followerServiceClient{cc}
+}
+
+func (c *followerServiceClient) ListFollowers(ctx context.Context, in *ListFollowersRequest, opts ...grpc.CallOption) (*ListFollowersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFollowersResponse)
+	err := c.cc.Invoke(ctx, FollowerService_ListFollowers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FollowerServiceServer is the server API for FollowerService service.
+// All implementations must embed UnimplementedFollowerServiceServer
+// for forward compatibility.
+//
+// FollowerService reports on the journal's followers (scope admin).
+type FollowerServiceServer interface {
+	// ListFollowers returns every follower of the journal this instance runs (event
+	// publishers, webhook endpoints) with its position and lag. (GET /v1/followers)
+	ListFollowers(context.Context, *ListFollowersRequest) (*ListFollowersResponse, error)
+	mustEmbedUnimplementedFollowerServiceServer()
+}
+
+// UnimplementedFollowerServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedFollowerServiceServer struct{}
+
+func (UnimplementedFollowerServiceServer) ListFollowers(context.Context, *ListFollowersRequest) (*ListFollowersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFollowers not implemented")
+}
+func (UnimplementedFollowerServiceServer) mustEmbedUnimplementedFollowerServiceServer() {}
+func (UnimplementedFollowerServiceServer) testEmbeddedByValue()                         {}
+
+// UnsafeFollowerServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to FollowerServiceServer will
+// result in compilation errors.
+type UnsafeFollowerServiceServer interface {
+	mustEmbedUnimplementedFollowerServiceServer()
+}
+
+func RegisterFollowerServiceServer(s grpc.ServiceRegistrar, srv FollowerServiceServer) {
+	// If the following call panics, it indicates UnimplementedFollowerServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&FollowerService_ServiceDesc, srv)
+}
+
+func _FollowerService_ListFollowers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFollowersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FollowerServiceServer).ListFollowers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FollowerService_ListFollowers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FollowerServiceServer).ListFollowers(ctx, req.(*ListFollowersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// FollowerService_ServiceDesc is the grpc.ServiceDesc for FollowerService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var FollowerService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "tpwallet.v1.FollowerService",
+	HandlerType: (*FollowerServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListFollowers",
+			Handler:    _FollowerService_ListFollowers_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "tpwallet/v1/tpwallet.proto",
+}

@@ -286,23 +286,11 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	limit, cursor, err := page(r)
-	if err != nil {
-		writeProblem(w, problemFromError(err))
-		return
-	}
-	ds, next, err := m.Deliveries(r.Context(), r.PathValue("id"), cursor, limit)
-	if err != nil {
-		writeProblem(w, problemFromError(err))
-		return
-	}
-	items := make([]deliveryOut, len(ds))
-	for i, d := range ds {
-		items[i] = deliveryOut{EventID: d.EventID, EventType: d.EventType, Attempt: d.Attempt, Outcome: d.Outcome,
+	webhookPage(w, r, m.Deliveries, func(d webhook.Delivery) deliveryOut {
+		return deliveryOut{EventID: d.EventID, EventType: d.EventType, Attempt: d.Attempt, Outcome: d.Outcome,
 			Status: optInt(d.Status), Error: optString(d.Error), Time: journal.FormatTime(d.Time),
 			DurationMs: d.DurationMs, NextAttemptAt: optTime(d.NextAttempt)}
-	}
-	writeJSON(w, http.StatusOK, pageOut[deliveryOut]{Items: items, NextCursor: next})
+	})
 }
 
 func (s *Server) webhookDeadLetters(w http.ResponseWriter, r *http.Request) {
@@ -310,21 +298,30 @@ func (s *Server) webhookDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
+	webhookPage(w, r, m.DeadLetters, func(d webhook.DeadLetter) deadLetterOut {
+		return deadLetterOut{EventID: d.EventID, EventType: d.EventType, JournalSeq: d.Seq, JournalIndex: d.Index,
+			Attempts: d.Attempts, FirstAttemptAt: journal.FormatTime(d.FirstAttempt),
+			DeadLetteredAt: journal.FormatTime(d.Time), LastStatus: optInt(d.LastStatus), LastError: d.LastError}
+	})
+}
+
+// webhookPage answers a page of one endpoint's list (deliveries, dead letters): ?limit=
+// and ?cursor= as every list has them, each item rendered by out.
+func webhookPage[T, O any](w http.ResponseWriter, r *http.Request,
+	list func(ctx context.Context, id, cursor string, limit int) ([]T, string, error), out func(T) O) {
 	limit, cursor, err := page(r)
 	if err != nil {
 		writeProblem(w, problemFromError(err))
 		return
 	}
-	dls, next, err := m.DeadLetters(r.Context(), r.PathValue("id"), cursor, limit)
+	got, next, err := list(r.Context(), r.PathValue("id"), cursor, limit)
 	if err != nil {
 		writeProblem(w, problemFromError(err))
 		return
 	}
-	items := make([]deadLetterOut, len(dls))
-	for i, d := range dls {
-		items[i] = deadLetterOut{EventID: d.EventID, EventType: d.EventType, JournalSeq: d.Seq, JournalIndex: d.Index,
-			Attempts: d.Attempts, FirstAttemptAt: journal.FormatTime(d.FirstAttempt),
-			DeadLetteredAt: journal.FormatTime(d.Time), LastStatus: optInt(d.LastStatus), LastError: d.LastError}
+	items := make([]O, len(got))
+	for i, v := range got {
+		items[i] = out(v)
 	}
-	writeJSON(w, http.StatusOK, pageOut[deadLetterOut]{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, pageOut[O]{Items: items, NextCursor: next})
 }

@@ -19,9 +19,20 @@ go test -count=1 -timeout 20m ./...
 echo "== model test, more operations"
 go test -count=1 -run 'TestModel' ./internal/ledger -ops 40000
 echo "== fuzz the decoders (${FUZZTIME:-5s} each)"
-fuzz() { local out; out=$(mktemp); go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=3s "$1" >"$out" 2>&1 || {
+# Go 1.26's fuzz coordinator can report a bare "context deadline exceeded" when -fuzztime
+# ends while a worker is mid-input on a loaded machine (golang/go#75804, fixed in Go 1.27):
+# no input written, nothing to reproduce. Such a run is tried once more; any other failure,
+# or a written failing input, fails at once.
+fuzz() { local out try; out=$(mktemp)
+  for try in 1 2; do
+    if go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=3s "$1" >"$out" 2>&1; then
+      rm -f "$out"; echo "ok $2"; return; fi
+    if [ "$try" = 1 ] && grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
+      echo "fuzz $2: the coordinator's deadline race (golang/go#75804), no failing input; once more"; continue; fi
+    break
+  done
   tail -n 30 "$out" >&2; rm -f "$out"
-  echo "fuzz $2 failed; a failing input, if it found one, is in $1/testdata/fuzz/$2" >&2; exit 1; }; rm -f "$out"; echo "ok $2"; }
+  echo "fuzz $2 failed; a failing input, if it found one, is in $1/testdata/fuzz/$2" >&2; exit 1; }
 fuzz ./internal/ledger FuzzParseAmount
 fuzz ./internal/journal FuzzDecodeRecord
 fuzz ./internal/journal FuzzDecodeTransfer

@@ -153,21 +153,16 @@ func (s webhooks) ListWebhookDeliveries(ctx context.Context, req *tpwalletv1.Lis
 	if err != nil {
 		return nil, err
 	}
-	limit, err := pageLimit(req.Limit)
+	items, next, err := webhookPage(ctx, req.Limit, req.Id, req.Cursor, m.Deliveries,
+		func(d webhook.Delivery) *tpwalletv1.WebhookDelivery {
+			return &tpwalletv1.WebhookDelivery{EventId: d.EventID, EventType: d.EventType, Attempt: int32(d.Attempt),
+				Outcome: d.Outcome, Status: int32(d.Status), Error: d.Error, Time: journal.FormatTime(d.Time),
+				DurationMs: d.DurationMs, NextAttemptAt: optTime(d.NextAttempt)}
+		})
 	if err != nil {
 		return nil, err
 	}
-	ds, next, err := m.Deliveries(ctx, req.Id, req.Cursor, limit)
-	if err != nil {
-		return nil, errorOf(err)
-	}
-	out := &tpwalletv1.ListWebhookDeliveriesResponse{Items: make([]*tpwalletv1.WebhookDelivery, len(ds)), NextCursor: next}
-	for i, d := range ds {
-		out.Items[i] = &tpwalletv1.WebhookDelivery{EventId: d.EventID, EventType: d.EventType, Attempt: int32(d.Attempt),
-			Outcome: d.Outcome, Status: int32(d.Status), Error: d.Error, Time: journal.FormatTime(d.Time),
-			DurationMs: d.DurationMs, NextAttemptAt: optTime(d.NextAttempt)}
-	}
-	return out, nil
+	return &tpwalletv1.ListWebhookDeliveriesResponse{Items: items, NextCursor: next}, nil
 }
 
 func (s webhooks) ListWebhookDeadLetters(ctx context.Context, req *tpwalletv1.ListWebhookDeadLettersRequest) (*tpwalletv1.ListWebhookDeadLettersResponse, error) {
@@ -175,21 +170,35 @@ func (s webhooks) ListWebhookDeadLetters(ctx context.Context, req *tpwalletv1.Li
 	if err != nil {
 		return nil, err
 	}
-	limit, err := pageLimit(req.Limit)
+	items, next, err := webhookPage(ctx, req.Limit, req.Id, req.Cursor, m.DeadLetters,
+		func(d webhook.DeadLetter) *tpwalletv1.WebhookDeadLetter {
+			return &tpwalletv1.WebhookDeadLetter{EventId: d.EventID, EventType: d.EventType, JournalSeq: d.Seq,
+				JournalIndex: int32(d.Index), Attempts: int32(d.Attempts), FirstAttemptAt: journal.FormatTime(d.FirstAttempt),
+				DeadLetteredAt: journal.FormatTime(d.Time), LastStatus: int32(d.LastStatus), LastError: d.LastError}
+		})
 	if err != nil {
 		return nil, err
 	}
-	dls, next, err := m.DeadLetters(ctx, req.Id, req.Cursor, limit)
+	return &tpwalletv1.ListWebhookDeadLettersResponse{Items: items, NextCursor: next}, nil
+}
+
+// webhookPage reads a page of one endpoint's list (deliveries, dead letters), as REST's
+// ?limit= and ?cursor= do, each item converted by out.
+func webhookPage[T, O any](ctx context.Context, reqLimit int32, id, cursor string,
+	list func(ctx context.Context, id, cursor string, limit int) ([]T, string, error), out func(T) O) ([]O, string, error) {
+	limit, err := pageLimit(reqLimit)
 	if err != nil {
-		return nil, errorOf(err)
+		return nil, "", err
 	}
-	out := &tpwalletv1.ListWebhookDeadLettersResponse{Items: make([]*tpwalletv1.WebhookDeadLetter, len(dls)), NextCursor: next}
-	for i, d := range dls {
-		out.Items[i] = &tpwalletv1.WebhookDeadLetter{EventId: d.EventID, EventType: d.EventType, JournalSeq: d.Seq,
-			JournalIndex: int32(d.Index), Attempts: int32(d.Attempts), FirstAttemptAt: journal.FormatTime(d.FirstAttempt),
-			DeadLetteredAt: journal.FormatTime(d.Time), LastStatus: int32(d.LastStatus), LastError: d.LastError}
+	got, next, err := list(ctx, id, cursor, limit)
+	if err != nil {
+		return nil, "", errorOf(err)
 	}
-	return out, nil
+	items := make([]O, len(got))
+	for i, v := range got {
+		items[i] = out(v)
+	}
+	return items, next, nil
 }
 
 // ListFollowers is GET /v1/followers.

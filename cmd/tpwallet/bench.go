@@ -316,42 +316,17 @@ func setupAccounts(ctx context.Context, cl *benchClient, c benchConfig, run stri
 		"kind": "system", "allow_negative": true}), nil); err != nil || code != 201 {
 		return nil, "", fmt.Errorf("bench: create treasury: status %d %v", code, err)
 	}
-	ids := make([]string, c.Accounts)
-	for i := range ids {
-		ids[i] = "bench-" + run + "-" + strconv.Itoa(i)
-	}
-	if c.Workload == "p2m" {
-		ids[0] = "bench-" + run + "-merchant"
-	}
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for w := 0; w < min(c.Clients, 32); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(ids) {
-					return
-				}
-				kind := "user"
-				if c.Workload == "p2m" && i == 0 {
-					kind = "merchant"
-				}
-				code, err := cl.do(ctx, "POST", "/v1/accounts", mustJSON(map[string]any{"id": ids[i],
-					"owner": "bench:" + run, "asset": "USD", "kind": kind}), nil)
-				if err != nil || code != 201 {
-					once.Do(func() { firstErr = fmt.Errorf("bench: create account: status %d %v", code, err) })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, "", firstErr
+	ids := benchAccountIDs(c, run)
+	err := createEach(ids, min(c.Clients, 32), func(i int) error {
+		code, err := cl.do(ctx, "POST", "/v1/accounts", mustJSON(map[string]any{"id": ids[i],
+			"owner": "bench:" + run, "asset": "USD", "kind": benchAccountKind(c, i)}), nil)
+		if err != nil || code != 201 {
+			return fmt.Errorf("bench: create account: status %d %v", code, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
 	}
 	for i := 0; i < len(ids); i += 1000 {
 		var items []map[string]any
@@ -572,4 +547,51 @@ func printTable(w io.Writer, r benchResult) {
 	fmt.Fprintf(tw, "latency ms\tp50 %.3f  p95 %.3f  p99 %.3f  max %.3f\n", r.P50, r.P95, r.P99, r.Max)
 	fmt.Fprintf(tw, "balances\t%s\n", map[bool]string{true: "ok", false: "MISMATCH"}[r.BalancesOK])
 	tw.Flush()
+}
+
+// benchAccountIDs names the accounts of a bench run; under p2m the first is the merchant.
+func benchAccountIDs(c benchConfig, run string) []string {
+	ids := make([]string, c.Accounts)
+	for i := range ids {
+		ids[i] = "bench-" + run + "-" + strconv.Itoa(i)
+	}
+	if c.Workload == "p2m" {
+		ids[0] = "bench-" + run + "-merchant"
+	}
+	return ids
+}
+
+// benchAccountKind is the kind of account i of benchAccountIDs.
+func benchAccountKind(c benchConfig, i int) string {
+	if c.Workload == "p2m" && i == 0 {
+		return "merchant"
+	}
+	return "user"
+}
+
+// createEach runs create(i) for every index of ids on workers goroutines, returning the
+// first error (the others stop taking new indexes).
+func createEach(ids []string, workers int, create func(i int) error) error {
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1)) - 1
+				if i >= len(ids) {
+					return
+				}
+				if err := create(i); err != nil {
+					once.Do(func() { firstErr = err })
+					failed.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }

@@ -318,39 +318,16 @@ func setupGRPC(ctx context.Context, conn *grpc.ClientConn, c benchConfig, run st
 		Kind: "system", AllowNegative: true}); err != nil {
 		return nil, fmt.Errorf("bench: create treasury: %w", err)
 	}
-	ids := make([]string, c.Accounts)
-	for i := range ids {
-		ids[i] = "bench-" + run + "-" + strconv.Itoa(i)
-	}
-	if c.Workload == "p2m" {
-		ids[0] = "bench-" + run + "-merchant"
-	}
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for w := 0; w < 32; w++ {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(ids) {
-					return
-				}
-				kind := "user"
-				if c.Workload == "p2m" && i == 0 {
-					kind = "merchant"
-				}
-				if _, err := accounts.CreateAccount(ctx, &tpwalletv1.CreateAccountRequest{Id: &ids[i],
-					Owner: "bench:" + run, Asset: "USD", Kind: kind}); err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("bench: create account: %w", err) })
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	ids := benchAccountIDs(c, run)
+	err := createEach(ids, 32, func(i int) error {
+		if _, err := accounts.CreateAccount(ctx, &tpwalletv1.CreateAccountRequest{Id: &ids[i],
+			Owner: "bench:" + run, Asset: "USD", Kind: benchAccountKind(c, i)}); err != nil {
+			return fmt.Errorf("bench: create account: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	transfers := tpwalletv1.NewTransferServiceClient(conn)
 	atomic := true
